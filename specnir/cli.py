@@ -1,0 +1,178 @@
+"""The ``specnir`` command line. ``main(argv)`` runs in-process, so tests call it directly.
+
+User mistakes print one line, ``specnir: error: FILE: problem``, and return exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+from specnir.audio import load_audio, save_audio
+from specnir.colormap import COLORMAPS, SpecnirWarning
+from specnir.convert import expand_inputs, roundtrip
+from specnir.errors import SpecnirError, atomic_path
+from specnir.image import read_metadata, read_png, write_png
+from specnir.spectrogram import WINDOWS, SpecParams, audio_to_spectrogram, spectrogram_to_audio
+
+
+def add_spectrogram_args(parser: argparse.ArgumentParser) -> None:
+    """Flags that build a :class:`SpecParams` (defaults: 128-mel, 16 kHz, n_fft 1024, hop 128)."""
+    d = SpecParams()
+    g = parser.add_argument_group("spectrogram parameters")
+    g.add_argument("--sample-rate", type=int, default=d.sample_rate, help="Hz (default %(default)s)")
+    g.add_argument("--n-fft", type=int, default=d.n_fft, help="default %(default)s")
+    g.add_argument("--hop-length", type=int, default=d.hop_length, help="default %(default)s")
+    g.add_argument("--win-length", type=int, default=None, help="default: n_fft")
+    g.add_argument("--window", choices=sorted(WINDOWS), default=d.window)
+    g.add_argument("--linear", action="store_true", help="linear-frequency STFT instead of mel")
+    g.add_argument("--n-mels", type=int, default=d.n_mels, help="default %(default)s")
+    g.add_argument("--f-min", type=float, default=d.f_min, help="Hz (default %(default)s)")
+    g.add_argument("--f-max", type=float, default=None, help="Hz (default: sample_rate / 2)")
+    g.add_argument("--top-db", type=float, default=d.top_db, help="dB range (default %(default)s)")
+
+
+def spectrogram_params(args: argparse.Namespace) -> SpecParams:
+    return SpecParams(
+        sample_rate=args.sample_rate,
+        n_fft=args.n_fft,
+        hop_length=args.hop_length,
+        win_length=args.win_length,
+        window=args.window,
+        scale="linear" if args.linear else "mel",
+        n_mels=args.n_mels,
+        f_min=args.f_min,
+        f_max=args.f_max,
+        top_db=args.top_db,
+    )
+
+
+def cmd_audio2img(args: argparse.Namespace) -> int:
+    params = spectrogram_params(args)
+    files = expand_inputs(args.audio)
+    waves = [load_audio(f, sample_rate=params.sample_rate)[0] for f in files]  # all checked first
+    for f, wave in zip(files, waves, strict=True):
+        spec = audio_to_spectrogram(wave, params=params)
+        out = write_png(Path(args.output) / f"{f.stem}.png", spec, bit_depth=args.bit_depth)
+        print(f"{f} -> {out}  ({spec.db.shape[0]}x{spec.db.shape[1]}, {args.bit_depth}-bit)")
+    return 0
+
+
+def cmd_img2audio(args: argparse.Namespace) -> int:
+    if args.colormap != "auto" and args.colormap not in COLORMAPS:
+        raise SpecnirError(f"unknown colormap {args.colormap!r} (choose from auto, {', '.join(COLORMAPS)})")
+    params = spectrogram_params(args)
+    files = expand_inputs(args.image)
+    specs = [
+        read_png(f, colormap=args.colormap, params=params, db_range=(args.db_min, args.db_max)) for f in files
+    ]
+    for f, spec in zip(files, specs, strict=True):
+        audio = spectrogram_to_audio(spec, n_iter=args.n_iter)
+        out = save_audio(Path(args.output) / f"{f.stem}.wav", audio, sample_rate=spec.params.sample_rate)
+        print(f"{f} -> {out}  ({len(audio) / spec.params.sample_rate:.2f} s)")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    meta = read_metadata(args.file)
+    if meta is None:
+        raise SpecnirError(f"{args.file}: image carries no specnir metadata")
+    params = SpecParams.from_dict(meta["params"])
+    print(f"{args.file}: specnir spectrogram image, metadata version {meta['version']}")
+    for key, value in {**params.to_dict(), **{k: v for k, v in meta.items() if k != "params"}}.items():
+        print(f"  {key:<12} {value}")
+    return 0
+
+
+def cmd_roundtrip(args: argparse.Namespace) -> int:
+    params = spectrogram_params(args)
+    outdir = Path(args.output) if args.output else None
+    rows = roundtrip(
+        expand_inputs(args.audio),
+        params=params,
+        bit_depth=args.bit_depth,
+        n_iter=args.n_iter,
+        outdir=outdir,
+    )
+    scale = "linear STFT" if params.scale == "linear" else f"{params.n_mels}-band mel"
+    print(f"audio -> {args.bit_depth}-bit {scale} PNG -> Griffin-Lim ({args.n_iter} iterations) -> audio")
+    print(f"{'file':<28} {'frames':>6} {'max dB err':>10} {'spec.conv.':>10} {'LSD dB':>7} {'s':>5}")
+    for r in rows:
+        print(
+            f"{Path(r['file']).name:<28} {r['frames']:>6} {r['max_db_error']:>10.4f} "
+            f"{r['spectral_convergence']:>10.4f} {r['lsd_db']:>7.2f} {r['seconds']:>5.1f}"
+        )
+    if outdir is not None:
+        report = {"params": params.to_dict(), "bit_depth": args.bit_depth, "n_iter": args.n_iter}
+        with atomic_path(outdir / "roundtrip.json") as tmp:
+            tmp.write_text(json.dumps({**report, "files": rows}, indent=2))
+        print(f"images, audio and roundtrip.json written to {outdir}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="specnir", description="Compress sets of similar speech spectrograms with small networks."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("audio2img", help="audio files -> spectrogram PNGs with their parameters inside")
+    p.add_argument("audio", nargs="+", metavar="AUDIO", help="audio files or directories")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+    p.add_argument("--bit-depth", type=int, choices=(8, 16), default=16)
+    add_spectrogram_args(p)
+    p.set_defaults(func=cmd_audio2img)
+
+    p = sub.add_parser("img2audio", help="spectrogram images -> audio (Griffin-Lim)")
+    p.add_argument("image", nargs="+", metavar="IMAGE", help="images or directories")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+    p.add_argument("--n-iter", type=int, default=64, help="Griffin-Lim iterations (default 64)")
+    p.add_argument(
+        "--colormap",
+        default="auto",
+        help=f"for RGB figures: auto, {', '.join(COLORMAPS)} (default auto)",
+    )
+    p.add_argument("--db-min", type=float, default=-80.0, help="images without metadata: dB of black")
+    p.add_argument("--db-max", type=float, default=0.0, help="images without metadata: dB of white")
+    add_spectrogram_args(p)
+    p.set_defaults(func=cmd_img2audio)
+
+    p = sub.add_parser("info", help="print the parameters stored in a spectrogram PNG")
+    p.add_argument("file", metavar="FILE")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("roundtrip", help="audio -> image -> audio, with a quality report")
+    p.add_argument("audio", nargs="+", metavar="AUDIO", help="audio files or directories")
+    p.add_argument("-o", "--output", metavar="OUTDIR", help="keep images, audio and roundtrip.json")
+    p.add_argument("--bit-depth", type=int, choices=(8, 16), default=16)
+    p.add_argument("--n-iter", type=int, default=64, help="Griffin-Lim iterations (default 64)")
+    add_spectrogram_args(p)
+    p.set_defaults(func=cmd_roundtrip)
+    return parser
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"specnir: warning: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 2 user error, 130 interrupted)."""
+    args = build_parser().parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", SpecnirWarning)
+        warnings.showwarning = _show_warning
+        try:
+            return args.func(args)
+        except SpecnirError as exc:
+            print(f"specnir: error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("specnir: interrupted", file=sys.stderr)
+            return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+import json
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image, PngImagePlugin
+
+from specnir.cli import main
+from specnir.image import read_metadata, read_png
+
+
+def run(argv, capsys):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_audio_to_image_to_audio(tmp_path, chirp_wav, capsys):
+    code, out, _ = run(["audio2img", chirp_wav, "-o", tmp_path / "img"], capsys)
+    assert code == 0 and "chirp.png" in out
+    png = tmp_path / "img" / "chirp.png"
+    meta = read_metadata(png)
+    assert meta["params"]["n_mels"] == 128 and meta["length"] == 8000 and meta["bit_depth"] == 16
+
+    code, out, _ = run(["img2audio", png, "-o", tmp_path / "wav", "--n-iter", "8"], capsys)
+    assert code == 0
+    info = sf.info(tmp_path / "wav" / "chirp.wav")
+    assert info.samplerate == 16000 and info.frames == 8000
+
+    code, out, _ = run(["info", png], capsys)
+    assert code == 0 and "n_fft" in out and "1024" in out and "length" in out
+
+
+def test_linear_8_bit_and_other_rates(tmp_path, chirp, capsys):
+    path = tmp_path / "c44.wav"
+    sf.write(path, np.stack([chirp, chirp], 1), 44100)  # stereo 44.1 kHz input
+    args = ["audio2img", path, "-o", tmp_path, "--linear", "--bit-depth", "8", "--n-fft", "512"]
+    assert run(args, capsys)[0] == 0
+    spec = read_png(tmp_path / "c44.png")
+    assert spec.params.scale == "linear" and spec.db.shape[0] == 257
+    assert spec.params.sample_rate == 16000
+    with Image.open(tmp_path / "c44.png") as image:
+        assert image.mode == "L"
+
+
+def test_colormapped_figure_without_metadata(tmp_path, chirp_wav, capsys):
+    assert main(["audio2img", str(chirp_wav), "-o", str(tmp_path)]) == 0
+    spec = read_png(tmp_path / "chirp.png")
+    levels = np.round(np.flipud(spec.normalized) * 255).astype(np.uint8)
+    plt.imsave(tmp_path / "fig.png", levels, cmap="magma", vmin=0, vmax=255)
+    code, _, err = run(["img2audio", tmp_path / "fig.png", "-o", tmp_path / "w", "--n-iter", "4"], capsys)
+    assert code == 0 and err == ""
+    plt.imsave(tmp_path / "vir.png", levels, cmap="viridis", vmin=0, vmax=255)
+    code, _, err = run(["img2audio", tmp_path / "vir.png", "-o", tmp_path / "w", "--n-iter", "4"], capsys)
+    assert code == 0 and "warning" in err and "not exactly invertible" in err
+
+
+def test_roundtrip_report(tmp_path, chirp_wavs, capsys):
+    code, out, _ = run(["roundtrip", *chirp_wavs, "-o", tmp_path / "rt", "--n-iter", "16"], capsys)
+    assert code == 0 and "sweep0.wav" in out
+    report = json.loads((tmp_path / "rt" / "roundtrip.json").read_text())
+    assert [r["file"] for r in report["files"]] == [str(p) for p in chirp_wavs]
+    for row in report["files"]:
+        assert row["max_db_error"] < 0.01 and 0 < row["spectral_convergence"] < 0.3
+    assert (tmp_path / "rt" / "sweep1.wav").exists() and (tmp_path / "rt" / "sweep1.png").exists()
+
+
+def _bad_files(tmp_path, chirp_wav):
+    main(["audio2img", str(chirp_wav), "-o", str(tmp_path)])
+    good = (tmp_path / "chirp.png").read_bytes()
+    (tmp_path / "trunc.png").write_bytes(good[:200])
+    (tmp_path / "notaudio.wav").write_text("RIFF? no.")
+    sf.write(tmp_path / "silent.wav", np.zeros(4000, np.float32), 16000)
+    sf.write(tmp_path / "empty.wav", np.zeros(0, np.float32), 16000)
+    image = Image.open(tmp_path / "chirp.png")
+    info = PngImagePlugin.PngInfo()
+    info.add_text("specnir", '{"version": 1, "params": ')
+    image.save(tmp_path / "badmeta.png", pnginfo=info)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "command, name, message",
+    [
+        ("audio2img", "missing.wav", "no such file"),
+        ("audio2img", "notaudio.wav", "not a readable audio file"),
+        ("audio2img", "silent.wav", "silent"),
+        ("audio2img", "empty.wav", "empty"),
+        ("img2audio", "trunc.png", "corrupt or truncated"),
+        ("img2audio", "badmeta.png", "malformed specnir metadata"),
+        ("info", "trunc.png", "corrupt or truncated"),
+        ("roundtrip", "silent.wav", "silent"),
+    ],
+)
+def test_bad_input_one_line_exit_2_nothing_written(tmp_path, chirp_wav, capsys, command, name, message):
+    where = _bad_files(tmp_path / "in", chirp_wav)
+    capsys.readouterr()
+    out_dir = tmp_path / "out"
+    argv = [command, where / name] + ([] if command == "info" else ["-o", out_dir])
+    code, _, err = run(argv, capsys)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("specnir: error: ") and name in err and message in err
+    assert "Traceback" not in err
+    assert not out_dir.exists() or not any(out_dir.iterdir())
+
+
+def test_bad_file_in_a_batch_writes_nothing(tmp_path, chirp_wav, capsys):
+    where = _bad_files(tmp_path / "in", chirp_wav)
+    code, _, err = run(["audio2img", chirp_wav, where / "silent.wav", "-o", tmp_path / "o"], capsys)
+    assert code == 2 and not (tmp_path / "o").exists()
+
+
+def test_unknown_colormap_and_missing_metadata(tmp_path, chirp_wav, capsys):
+    Image.fromarray(np.zeros((128, 8, 3), np.uint8) + 40).save(tmp_path / "rgb.png")
+    code, _, err = run(["img2audio", tmp_path / "rgb.png", "-o", tmp_path / "o", "--colormap", "jet"], capsys)
+    assert code == 2 and "unknown colormap 'jet'" in err and err.count("\n") == 1
+    code, _, err = run(["info", tmp_path / "rgb.png"], capsys)
+    assert code == 2 and "rgb.png" in err and "no specnir metadata" in err

@@ -6,8 +6,10 @@ User mistakes print one line, ``specnir: error: FILE: problem``, and return exit
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -15,7 +17,9 @@ from specnir.audio import load_audio, save_audio
 from specnir.colormap import COLORMAPS, SpecnirWarning
 from specnir.convert import expand_inputs, roundtrip
 from specnir.errors import SpecnirError, atomic_path
+from specnir.fit import FitConfig
 from specnir.image import read_metadata, read_png, write_png
+from specnir.models import MODELS
 from specnir.spectrogram import WINDOWS, SpecParams, audio_to_spectrogram, spectrogram_to_audio
 
 
@@ -48,6 +52,103 @@ def spectrogram_params(args: argparse.Namespace) -> SpecParams:
         f_max=args.f_max,
         top_db=args.top_db,
     )
+
+
+BUNDLED_AUDIO = Path(__file__).resolve().parents[1] / "audio"
+
+
+def add_config_args(parser: argparse.ArgumentParser, cls, title: str, skip: tuple[str, ...] = ()) -> None:
+    """One flag per dataclass field (``--field-name``); unset flags stay ``None``."""
+    group = parser.add_argument_group(title)
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        help_text = f"{f.metadata.get('help', '')} (default {f.default})"
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(f.default, bool):
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            kind = type(f.default)
+            group.add_argument(
+                flag, type=kind, default=None, choices=f.metadata.get("choices"), help=help_text
+            )
+
+
+def config_from_args(cls, args: argparse.Namespace, **overrides):
+    """A ``cls`` from the flags that were given (defaults for the rest)."""
+    given = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(cls)
+        if getattr(args, f.name, None) is not None
+    }
+    try:
+        return cls(**{**given, **overrides})
+    except (TypeError, ValueError) as exc:
+        raise SpecnirError(str(exc)) from None
+
+
+def print_fit_summary(record: dict, run_dir: Path) -> None:
+    wavs = [p for p in record["recon"] if p.endswith(".wav")]
+    print(
+        f"\n{record['arch']}: {record['params']:,} weights ({record['bpp_at_16_bits']:.3f} bpp at 16 bits/weight), "
+        f"{record['steps']} steps in {record['seconds']:.0f} s, best at step {record['best_step']}"
+    )
+    print(f"{'image':<20} {'PSNR dB':>8} {'GMSD':>7} {'SSIM':>6}  decoded audio")
+    for k, name in enumerate(record["images"]):
+        print(
+            f"{name:<20} {record['psnr_per_image'][k]:>8.2f} {record['gmsd_per_image'][k]:>7.4f} "
+            f"{record['ssim_per_image'][k]:>6.3f}  {wavs[k]}"
+        )
+    print(f"{'all':<20} {record['psnr']:>8.2f} {record['gmsd']:>7.4f} {record['ssim']:>6.3f}")
+    for key in record:
+        if key.endswith("/psnr"):
+            print(f"{key.split('/')[0].replace('_', '-')} PSNR: {record[key]:.2f} dB")
+    print(f"\nrun written to {run_dir}/  (model.pt, metrics.json, recon/)")
+    print(f"watch it with:  tensorboard --logdir {run_dir / 'tb'}")
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from specnir.run import resume_fit, run_fit
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        record, _ = resume_fit(run_dir, steps=args.steps, progress=not args.quiet)
+    else:
+        arch = args.arch or "gru"
+        model_cls = MODELS[arch]
+        fit_config = config_from_args(
+            FitConfig, args, arch=arch, lr=args.lr if args.lr is not None else model_cls.default_lr
+        )
+        model_config = config_from_args(model_cls.Config, args)
+        inputs = args.inputs or [BUNDLED_AUDIO]
+        if not args.inputs and not BUNDLED_AUDIO.is_dir():
+            raise SpecnirError("no INPUT given and the bundled audio/ folder is not there")
+        run_dir = Path(args.output or f"runs/{arch}-{time.strftime('%Y%m%d-%H%M%S')}")
+        record, _ = run_fit(
+            inputs,
+            fit_config=fit_config,
+            model_config=model_config,
+            params=spectrogram_params(args),
+            run_dir=run_dir,
+            progress=not args.quiet,
+        )
+    print_fit_summary(record, run_dir)
+    return 0
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    from specnir.run import reconstruct
+
+    files, _ = reconstruct(
+        args.checkpoint,
+        args.output,
+        n_iter=args.n_iter,
+        time_scale=args.time_scale,
+        freq_scale=args.freq_scale,
+    )
+    for f in files:
+        print(f)
+    return 0
 
 
 def cmd_audio2img(args: argparse.Namespace) -> int:
@@ -140,6 +241,25 @@ def build_parser() -> argparse.ArgumentParser:
     add_spectrogram_args(p)
     p.set_defaults(func=cmd_img2audio)
 
+    p = sub.add_parser("fit", help="fit one model to a set of spectrograms (default: the bundled clips)")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="audio files, spectrogram PNGs or directories")
+    p.add_argument("-o", "--output", metavar="RUN_DIR", help="default runs/<arch>-<time>")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue that run (to --steps, if given)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_args(p, FitConfig, "fitting")
+    for name, model_cls in MODELS.items():
+        add_config_args(p, model_cls.Config, f"{name} architecture")
+    add_spectrogram_args(p)
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("reconstruct", help="decode a checkpoint to images and audio")
+    p.add_argument("checkpoint", metavar="CHECKPOINT")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+    p.add_argument("--n-iter", type=int, default=64, help="Griffin-Lim iterations (default 64)")
+    p.add_argument("--time-scale", type=float, default=1.0, help="siren: render S times more columns")
+    p.add_argument("--freq-scale", type=float, default=1.0, help="siren: render S times more mel bands")
+    p.set_defaults(func=cmd_reconstruct)
+
     p = sub.add_parser("info", help="print the parameters stored in a spectrogram PNG")
     p.add_argument("file", metavar="FILE")
     p.set_defaults(func=cmd_info)
@@ -154,8 +274,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_default_showwarning = warnings.showwarning
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"specnir: warning: {message}", file=sys.stderr)
+    if issubclass(category, SpecnirWarning):
+        print(f"specnir: warning: {message}", file=sys.stderr)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
 
 
 def main(argv: list[str] | None = None) -> int:

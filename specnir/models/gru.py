@@ -1,0 +1,114 @@
+"""The GRU column decoder: column x of every image from the decoded column x−1.
+
+Weights are shared along frequency: every bin of every image runs the same GRU cell, with its own hidden
+state. At time step x, bin f of image k sees
+
+- the ``kernel`` bins around f of its own decoded column x−1 (the decoder's output, never the truth),
+- fixed Fourier features of its frequency position and of the time position x (no weights),
+- a learned embedding of image k (``embed`` numbers per image),
+- optionally (``pool``) the mean hidden state of its column at x−1, so bins share what the column holds.
+
+So the weight count does not grow with the image height, and training unrolls exactly the loop the
+decoder runs (free-running, back-propagation through all columns). Decoding starts from a silent
+column (zeros) and a zero hidden state.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from specnir.models.base import SpectrogramModel
+
+
+@dataclass
+class GRUConfig:
+    hidden: int = field(default=24, metadata={"help": "GRU hidden units per frequency bin"})
+    kernel: int = field(default=5, metadata={"help": "bins of the previous column seen (odd)"})
+    embed: int = field(default=4, metadata={"help": "per-image embedding size"})
+    time_freqs: int = field(default=6, metadata={"help": "Fourier frequencies of the time position"})
+    freq_freqs: int = field(default=4, metadata={"help": "Fourier frequencies of the bin position"})
+    pool: bool = field(default=False, metadata={"help": "feed the column's mean hidden state back"})
+    residual: bool = field(default=False, metadata={"help": "predict the change from column x−1"})
+
+
+def fourier_features(position: torch.Tensor, n_freqs: int) -> torch.Tensor:
+    """``[sin(2^j π p), cos(2^j π p)]`` for j < n_freqs: ``(L,)`` positions in [-1, 1] → ``(L, 2n)``."""
+    scales = math.pi * 2.0 ** torch.arange(n_freqs, dtype=position.dtype)
+    angles = position[:, None] * scales[None, :]
+    return torch.cat([torch.sin(angles), torch.cos(angles)], -1)
+
+
+class ColumnGRU(SpectrogramModel):
+    """Frequency-shared GRU decoding one time column per step for all images together."""
+
+    default_lr = 3e-3
+    Config = GRUConfig
+
+    def __init__(self, config: GRUConfig, *, n_images: int, height: int, width: int) -> None:
+        super().__init__(config, n_images=n_images, height=height, width=width)
+        if config.kernel < 1 or config.kernel % 2 == 0:
+            raise ValueError("kernel must be odd and positive")
+        n_static = 2 * config.time_freqs + 2 * config.freq_freqs + config.embed
+        n_in = config.kernel + n_static + (config.hidden if config.pool else 0)
+        self.cell = nn.GRUCell(n_in, config.hidden)
+        self.embedding = nn.Parameter(0.1 * torch.randn(n_images, config.embed))
+        self.out = nn.Linear(config.hidden, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.constant_(self.out.bias, 0.0 if config.residual else 0.3)
+        self.register_buffer(
+            "freq_features",
+            fourier_features(torch.linspace(-1, 1, height), config.freq_freqs),
+            persistent=False,
+        )
+        self.register_buffer(
+            "time_features",
+            fourier_features(torch.linspace(-1, 1, width), config.time_freqs),
+            persistent=False,
+        )
+
+    def _static_inputs(self) -> torch.Tensor:
+        """Inputs that do not depend on the decode, ``(W, N·H, n_static)``."""
+        n, h, w = self.n_images, self.height, self.width
+        freq = self.freq_features[None, None].expand(w, n, h, -1)
+        time = self.time_features[:, None, None].expand(w, n, h, -1)
+        emb = self.embedding[None, :, None].expand(w, n, h, -1)
+        return torch.cat([freq, time, emb], -1).reshape(w, n * h, -1)
+
+    def _neighbourhood(self, column: torch.Tensor) -> torch.Tensor:
+        """``(N, H)`` column → ``(N·H, kernel)`` values around each bin (edges replicated)."""
+        pad = self.config.kernel // 2
+        padded = F.pad(column[:, None], (pad, pad), mode="replicate")[:, 0]
+        return padded.unfold(1, self.config.kernel, 1).reshape(-1, self.config.kernel)
+
+    def _run(self, target: torch.Tensor | None) -> torch.Tensor:
+        """Decode all columns; with ``target (N, H, W)`` each step sees the true previous column."""
+        n, h, w = self.n_images, self.height, self.width
+        static = self._static_inputs()
+        state = static.new_zeros(n * h, self.config.hidden)
+        column = static.new_zeros(n, h)
+        outputs = []
+        for x in range(w):
+            parts = [self._neighbourhood(column), static[x]]
+            if self.config.pool:
+                pooled = state.reshape(n, h, -1).mean(1, keepdim=True).expand(n, h, -1)
+                parts.append(pooled.reshape(n * h, -1))
+            state = self.cell(torch.cat(parts, -1), state)
+            value = self.out(state).reshape(n, h)
+            if self.config.residual:
+                value = value + column
+            outputs.append(value)
+            column = value if target is None else target[:, :, x]
+        return torch.stack(outputs, -1)
+
+    def forward(self) -> torch.Tensor:
+        """Free-running decode, ``(N, H, W)``: what the decoder produces from the weights alone."""
+        return self._run(None)
+
+    def diagnostics(self, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The teacher-forced prediction (true column x−1 as input), to show the free-running gap."""
+        return {"teacher_forced": self._run(target)}

@@ -1,0 +1,103 @@
+"""TensorBoard logging for a fit, as a callback of the loop.
+
+Tags: ``train/loss``, ``train/lr``; ``eval/psnr``, ``eval/psnr/<image>``, ``eval/gmsd/<image>``,
+``eval/ssim/<image>``, ``eval/<diagnostic>/psnr``; ``eval/column_error`` (figure) and
+``eval/column_error_heatmap`` (image); ``target/<image>`` image and audio, once; ``recon/<image>`` image and
+audio (Griffin-Lim at the real sample rate) at every evaluation; hparams with the final metrics.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch.utils.tensorboard import SummaryWriter  # noqa: E402
+
+from specnir.data import ImageSet  # noqa: E402
+from specnir.fit import Callback, evaluate  # noqa: E402
+from specnir.spectrogram import spectrogram_to_audio  # noqa: E402
+
+
+def column_error_figure(
+    data: ImageSet, curves: dict[str, list[np.ndarray]], *, title: str = ""
+) -> plt.Figure:
+    """Error against column index, one line per image; one panel per decode (free-running, ...)."""
+    fig, axes = plt.subplots(len(curves), 1, figsize=(8, 2.6 * len(curves)), squeeze=False, sharex=True)
+    for ax, (label, errors) in zip(axes[:, 0], curves.items(), strict=True):
+        for name, err in zip(data.names, errors, strict=True):
+            ax.semilogy(np.maximum(err, 1e-8), label=name, lw=1)
+        ax.set_ylabel("column MSE")
+        ax.set_title(label, fontsize=9, loc="left")
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=7, ncol=min(len(data.names), 5))
+    axes[-1, 0].set_xlabel("time column")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def heatmap(data: ImageSet, recon: torch.Tensor) -> np.ndarray:
+    """Squared error of every pixel, images stacked vertically, as an ``(H', W, 3)`` magma image."""
+    err = ((recon.detach().cpu().clamp(0, 1) - data.target) ** 2 * data.mask).numpy()
+    rows = np.concatenate([np.pad(e, ((0, 2), (0, 0))) for e in err], 0)
+    scale = max(float(rows.max()), 1e-8)
+    return matplotlib.colormaps["magma"](np.sqrt(rows / scale))[..., :3].astype(np.float32)
+
+
+class TensorBoardLogger(Callback):
+    """Writes a fit's progress to ``log_dir`` for TensorBoard."""
+
+    def __init__(
+        self, log_dir: str | Path, data: ImageSet, *, gl_iters: int = 32, audio: bool = True
+    ) -> None:
+        self.writer = SummaryWriter(str(log_dir))
+        self.data, self.gl_iters, self.audio = data, gl_iters, audio
+        rate = data.params.sample_rate
+        for name, image, spec in zip(data.names, data.images(data.target), data.specs, strict=True):
+            self.writer.add_image(f"target/{name}", image, 0, dataformats="HW")
+            if audio:
+                wave = spectrogram_to_audio(spec, n_iter=gl_iters)
+                self.writer.add_audio(f"target/{name}", torch.from_numpy(wave)[None], 0, sample_rate=rate)
+        self.writer.flush()
+
+    def on_step(self, step: int, loss: float, lr: float) -> None:
+        self.writer.add_scalar("train/loss", loss, step)
+        self.writer.add_scalar("train/lr", lr, step)
+
+    def on_eval(self, step: int, recon: torch.Tensor, extras: dict, metrics: dict) -> None:
+        w = self.writer
+        w.add_scalar("eval/psnr", metrics["psnr"], step)
+        w.add_scalar("eval/gmsd", metrics["gmsd"], step)
+        for key in metrics:
+            if key.endswith("/psnr"):
+                w.add_scalar(f"eval/{key}", metrics[key], step)
+        for k, name in enumerate(self.data.names):
+            w.add_scalar(f"eval/psnr/{name}", metrics["psnr_per_image"][k], step)
+            w.add_scalar(f"eval/gmsd/{name}", metrics["gmsd_per_image"][k], step)
+            w.add_scalar(f"eval/ssim/{name}", metrics["ssim_per_image"][k], step)
+        curves = {"free-running decode" if extras else "decode": metrics["column_error"]}
+        for label, values in extras.items():
+            curves[label.replace("_", "-")] = evaluate(self.data, values)["column_error"]
+        fig = column_error_figure(self.data, curves, title=f"step {step}, {metrics['psnr']:.2f} dB")
+        w.add_figure("eval/column_error", fig, step, close=True)
+        w.add_image("eval/column_error_heatmap", heatmap(self.data, recon), step, dataformats="HWC")
+        rate = self.data.params.sample_rate
+        specs = self.data.to_spectrograms(recon)
+        for name, image, spec in zip(self.data.names, self.data.images(recon), specs, strict=True):
+            w.add_image(f"recon/{name}", image, step, dataformats="HW")
+            if self.audio:
+                wave = spectrogram_to_audio(spec, n_iter=self.gl_iters)
+                w.add_audio(f"recon/{name}", torch.from_numpy(wave)[None], step, sample_rate=rate)
+        w.flush()
+
+    def close(self, hparams: dict, metrics: dict) -> None:
+        """Record the run's settings with its final metrics, then close the file."""
+        clean = {k: v if isinstance(v, int | float | str | bool) else str(v) for k, v in hparams.items()}
+        self.writer.add_hparams(clean, {f"hparam/{k}": v for k, v in metrics.items()}, run_name=".")
+        self.writer.close()

@@ -90,7 +90,8 @@ def config_from_args(cls, args: argparse.Namespace, **overrides):
 def print_fit_summary(record: dict, run_dir: Path) -> None:
     wavs = [p for p in record["recon"] if p.endswith(".wav")]
     print(
-        f"\n{record['arch']}: {record['params']:,} weights ({record['bpp_at_16_bits']:.3f} bpp at 16 bits/weight), "
+        f"\n{record['arch']}: {record['params']:,} weights "
+        f"({record['bpp_at_16_bits']:.3f} bpp at 16 bits/weight), "
         f"{record['steps']} steps in {record['seconds']:.0f} s, best at step {record['best_step']}"
     )
     print(f"{'image':<20} {'PSNR dB':>8} {'GMSD':>7} {'SSIM':>6}  decoded audio")

@@ -139,12 +139,16 @@ def fit(
         for cb in callbacks:
             cb.on_eval(step, recon, extras, metrics)
         bar.set_postfix(psnr=f"{metrics['psnr']:.2f}", best=f"{best_psnr:.2f}")
+        if progress and bar.disable:  # no terminal: one line per evaluation instead of a bar
+            tqdm.write(
+                f"step {step}: PSNR {metrics['psnr']:.2f} dB (best {best_psnr:.2f} at step {best_step})"
+            )
         model.train()
 
     bar = tqdm(
         total=config.steps,
         initial=start_step,
-        disable=not progress,
+        disable=None if progress else True,  # None: off when stderr is not a terminal
         unit="step",
         dynamic_ncols=True,
         mininterval=0.5,

@@ -51,3 +51,20 @@ def chirp_wavs(tmp_path) -> list[Path]:
         sf.write(path, make_chirp(sec, f1=f1), 16000, subtype="PCM_16")
         paths.append(path)
     return paths
+
+
+TINY_SPEC_ARGS = ["--sample-rate", "8000", "--n-fft", "256", "--hop-length", "64", "--n-mels", "16"]
+
+
+@pytest.fixture(scope="session")
+def tiny_wavs(tmp_path_factory) -> list[Path]:
+    """Five similar short sweeps at 8 kHz: 16-band mel images 20 to 24 columns wide."""
+    where = tmp_path_factory.mktemp("tiny")
+    paths = []
+    for k, (f0, f1, columns) in enumerate(
+        [(300, 2000, 24), (320, 2100, 23), (280, 1900, 24), (350, 2200, 22), (300, 1800, 20)]
+    ):
+        path = where / f"tiny{k}.wav"
+        sf.write(path, make_chirp((columns - 1) * 64 / 8000, 8000, f0, f1), 8000, subtype="PCM_16")
+        paths.append(path)
+    return paths

@@ -6,6 +6,8 @@ state. At time step x, bin f of image k sees
 - the ``kernel`` bins around f of its own decoded column x−1 (the decoder's output, never the truth),
 - fixed Fourier features of its frequency position and of the time position x (no weights),
 - a learned embedding of image k (``embed`` numbers per image),
+- optionally (``latent``) a learned code of column x of image k, shared by its bins: a few numbers per
+  column that tell the decoder what it cannot predict (they cost weights in proportion to duration),
 - optionally (``pool``) the mean hidden state of its column at x−1, so bins share what the column holds.
 
 So the weight count does not grow with the image height, and training unrolls exactly the loop the
@@ -32,6 +34,7 @@ class GRUConfig:
     embed: int = field(default=4, metadata={"help": "per-image embedding size"})
     time_freqs: int = field(default=6, metadata={"help": "Fourier frequencies of the time position"})
     freq_freqs: int = field(default=4, metadata={"help": "Fourier frequencies of the bin position"})
+    latent: int = field(default=0, metadata={"help": "learned code numbers per image per column"})
     pool: bool = field(default=False, metadata={"help": "feed the column's mean hidden state back"})
     residual: bool = field(default=False, metadata={"help": "predict the change from column x−1"})
 
@@ -46,17 +49,18 @@ def fourier_features(position: torch.Tensor, n_freqs: int) -> torch.Tensor:
 class ColumnGRU(SpectrogramModel):
     """Frequency-shared GRU decoding one time column per step for all images together."""
 
-    default_lr = 3e-3
+    default_lr = 2e-2
     Config = GRUConfig
 
     def __init__(self, config: GRUConfig, *, n_images: int, height: int, width: int) -> None:
         super().__init__(config, n_images=n_images, height=height, width=width)
         if config.kernel < 1 or config.kernel % 2 == 0:
             raise ValueError("kernel must be odd and positive")
-        n_static = 2 * config.time_freqs + 2 * config.freq_freqs + config.embed
+        n_static = 2 * config.time_freqs + 2 * config.freq_freqs + config.embed + config.latent
         n_in = config.kernel + n_static + (config.hidden if config.pool else 0)
         self.cell = nn.GRUCell(n_in, config.hidden)
         self.embedding = nn.Parameter(0.1 * torch.randn(n_images, config.embed))
+        self.latents = nn.Parameter(0.1 * torch.randn(width, n_images, config.latent))
         self.out = nn.Linear(config.hidden, 1)
         nn.init.zeros_(self.out.weight)
         nn.init.constant_(self.out.bias, 0.0 if config.residual else 0.3)
@@ -77,7 +81,8 @@ class ColumnGRU(SpectrogramModel):
         freq = self.freq_features[None, None].expand(w, n, h, -1)
         time = self.time_features[:, None, None].expand(w, n, h, -1)
         emb = self.embedding[None, :, None].expand(w, n, h, -1)
-        return torch.cat([freq, time, emb], -1).reshape(w, n * h, -1)
+        code = self.latents[:, :, None].expand(w, n, h, -1)
+        return torch.cat([freq, time, emb, code], -1).reshape(w, n * h, -1)
 
     def _neighbourhood(self, column: torch.Tensor) -> torch.Tensor:
         """``(N, H)`` column → ``(N·H, kernel)`` values around each bin (edges replicated)."""

@@ -70,7 +70,7 @@ def siren_grid(n_images: int, height: int, width: int, multi: str, *, widths=Non
 class Siren(SpectrogramModel):
     """SIREN MLP over pixel coordinates, ``depth`` sine layers of ``width`` units, linear output."""
 
-    default_lr = 1e-3
+    default_lr = 2e-3
     Config = SirenConfig
 
     def __init__(self, config: SirenConfig, *, n_images: int, height: int, width: int) -> None:

@@ -184,7 +184,9 @@ def _write_scaled(outdir: Path, data: ImageSet, values: torch.Tensor, ts: float,
     values = values.clamp(0, 1).cpu().numpy()
     written = []
     for k, (name, spec) in enumerate(zip(data.names, data.specs, strict=True)):
-        w = int(round(data.widths[k] * ts))
+        # As many frames as the new hop gives the original samples (centred STFT: 1 + length // hop).
+        w = 1 + spec.length // new_params.hop_length if spec.length else int(round(data.widths[k] * ts))
+        w = min(w, values.shape[2])
         db = spec.db_min + np.flipud(values[k, :, :w]) * (spec.db_max - spec.db_min)
         scaled = dataclasses.replace(spec, db=np.ascontiguousarray(db, dtype=np.float32), params=new_params)
         written.append(write_png(outdir / f"{name}.png", scaled))

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 from conftest import TINY_SPEC_ARGS
 from PIL import Image
@@ -83,7 +84,9 @@ def test_siren_renders_at_other_resolutions(tmp_path, tiny_wavs):
     run, _ = fit(tmp_path, tiny_wavs, "siren", 10, "--width", "8")
     files, values = reconstruct(run / "model.pt", tmp_path / "big", time_scale=2, freq_scale=2, n_iter=2)
     assert values.shape == (5, 32, 48)
-    assert Image.open(tmp_path / "big" / "tiny0.png").size == (48, 32)
+    # Same duration at half the hop: 1 + 1472 // 32 = 47 columns for the 1472-sample clip (24 before).
+    assert Image.open(tmp_path / "big" / "tiny0.png").size == (47, 32)
+    assert sf.info(tmp_path / "big" / "tiny0.wav").frames == 1472
     with pytest.raises(SpecnirError, match="whole samples"):
         reconstruct(run / "model.pt", tmp_path / "odd", time_scale=3)
 

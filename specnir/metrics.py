@@ -88,16 +88,9 @@ def gmsd(reference, estimate, *, c: float = 0.0026) -> float:
 
 
 def _aligned_power(reference: np.ndarray, estimate: np.ndarray, params: SpecParams):
+    """Linear power STFTs ``(n_freqs, n_frames)`` of both waveforms, cut to the shorter one."""
     n = min(len(reference), len(estimate))
-    linear = SpecParams(
-        sample_rate=params.sample_rate,
-        n_fft=params.n_fft,
-        hop_length=params.hop_length,
-        win_length=params.win_length,
-        window=params.window,
-        scale="linear",
-    )
-    return stft_power(reference[:n], params=linear), stft_power(estimate[:n], params=linear)
+    return stft_power(reference[:n], params=params), stft_power(estimate[:n], params=params)
 
 
 def spectral_convergence(reference: np.ndarray, estimate: np.ndarray, *, params: SpecParams) -> float:

@@ -145,3 +145,51 @@ def test_bad_checkpoints(tmp_path, tiny_wavs, capsys):
         err = capsys.readouterr().err
         assert code == 2 and name in err and message in err and err.count("\n") == 1
     assert not (tmp_path / "o").exists()
+
+
+def _tiny_set(tiny_wavs):
+    from specnir.data import load_image_set
+    from specnir.spectrogram import SpecParams
+
+    return load_image_set(tiny_wavs, params=SpecParams(sample_rate=8000, n_fft=256, hop_length=64, n_mels=16))
+
+
+def test_ctrl_c_stops_cleanly_with_the_best_weights(tiny_wavs):
+    from specnir.fit import Callback, FitConfig, evaluate
+    from specnir.fit import fit as fit_loop
+    from specnir.models import Siren, SirenConfig
+
+    class Interrupt(Callback):
+        def on_step(self, step, loss, lr):
+            if step == 25:
+                raise KeyboardInterrupt
+
+    data = _tiny_set(tiny_wavs)
+    model = Siren(SirenConfig(width=16), n_images=5, height=16, width=24)
+    result = fit_loop(
+        model,
+        data,
+        FitConfig(arch="siren", steps=100, eval_every=10),
+        callbacks=[Interrupt()],
+        progress=False,
+    )
+    assert result.interrupted and result.last_step == 25
+    with torch.no_grad():
+        assert evaluate(data, model())["psnr"] == pytest.approx(result.best_metrics["psnr"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("arch", ["siren", "gru"])
+def test_cuda_fit_matches_cpu(tiny_wavs, arch):
+    from specnir.fit import FitConfig
+    from specnir.fit import fit as fit_loop
+    from specnir.models import MODELS
+
+    data = _tiny_set(tiny_wavs)
+    results = {}
+    for device in ("cpu", "cuda"):
+        torch.manual_seed(0)
+        model = MODELS[arch](MODELS[arch].Config(), n_images=5, height=16, width=24)
+        cfg = FitConfig(arch=arch, steps=50, lr=MODELS[arch].default_lr, device=device, eval_every=50)
+        results[device] = fit_loop(model, data, cfg, progress=False).best_metrics["psnr"]
+    assert results["cuda"] == pytest.approx(results["cpu"], abs=0.5)

@@ -57,11 +57,14 @@ def spectrogram_params(args: argparse.Namespace) -> SpecParams:
 BUNDLED_AUDIO = Path(__file__).resolve().parents[1] / "audio"
 
 
-def add_config_args(parser: argparse.ArgumentParser, cls, title: str, skip: tuple[str, ...] = ()) -> None:
-    """One flag per dataclass field (``--field-name``); unset flags stay ``None``."""
+def add_config_args(parser: argparse.ArgumentParser, cls, title: str) -> None:
+    """One flag per dataclass field (``--field-name``); unset flags stay ``None``.
+
+    A field that an earlier config already has (``w0`` of siren and gru) shares that flag.
+    """
     group = parser.add_argument_group(title)
     for f in dataclasses.fields(cls):
-        if f.name in skip:
+        if "--" + f.name.replace("_", "-") in parser._option_string_actions:
             continue
         help_text = f"{f.metadata.get('help', '')} (default {f.default})"
         flag = "--" + f.name.replace("_", "-")

@@ -30,7 +30,7 @@ class FitConfig:
     lr: float = field(default=3e-3, metadata={"help": "Adam learning rate (default: the arch's own)"})
     cosine: bool = field(default=True, metadata={"help": "cosine learning-rate decay to lr/20"})
     seed: int = field(default=0, metadata={"help": "seed of the initial weights"})
-    device: str = field(default="cpu", metadata={"help": "cpu or cuda"})
+    device: str = field(default="cpu", metadata={"help": "cpu or cuda", "choices": ("cpu", "cuda")})
     eval_every: int = field(default=200, metadata={"help": "steps between evaluations"})
     grad_weight: float = field(default=0.0, metadata={"help": "weight of the Sobel-gradient loss"})
     gl_iters: int = field(default=32, metadata={"help": "Griffin-Lim iterations for logged audio"})

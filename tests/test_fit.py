@@ -37,10 +37,11 @@ def test_siren_fits_tiny_set(tmp_path, tiny_wavs):
     assert all((run / "recon" / f"tiny{k}.wav").stat().st_size > 44 for k in range(5))
 
 
-# Measured 2026-11-24: gru (hidden 12, lr 2e-2) decoding free-running reaches 28.2 dB in 150 steps (5 s).
+# Measured 2026-11-24: gru (hidden 12, 16 sine features, lr 2e-2) decoding free-running reaches 35.5 dB
+# in 150 steps (28.2 dB without the sine features).
 def test_gru_fits_tiny_set_free_running(tmp_path, tiny_wavs):
     run, metrics = fit(tmp_path, tiny_wavs, "gru", 150, "--hidden", "12")
-    assert metrics["psnr"] > 26.0
+    assert metrics["psnr"] > 32.0
     assert "teacher_forced/psnr" in metrics
     # reconstruct from the checkpoint alone reproduces the run's free-running decode exactly.
     files, values = reconstruct(run / "model.pt", tmp_path / "again", n_iter=2)

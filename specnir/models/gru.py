@@ -8,6 +8,8 @@ state. At time step x, bin f of image k sees
 - a learned embedding of image k (``embed`` numbers per image),
 - optionally (``latent``) a learned code of column x of image k, shared by its bins: a few numbers per
   column that tell the decoder what it cannot predict (they cost weights in proportion to duration),
+- optionally (``sine``) learned SIREN features ``sin(w0 · (A [t, f, e_k] + b))`` of its time, frequency and
+  image embedding, which let it place detail more finely than the fixed Fourier features,
 - optionally (``pool``) the mean hidden state of its column at x−1, so bins share what the column holds.
 
 So the weight count does not grow with the image height, and training unrolls exactly the loop the
@@ -29,12 +31,14 @@ from specnir.models.base import SpectrogramModel
 
 @dataclass
 class GRUConfig:
-    hidden: int = field(default=24, metadata={"help": "GRU hidden units per frequency bin"})
+    hidden: int = field(default=20, metadata={"help": "GRU hidden units per frequency bin"})
     kernel: int = field(default=5, metadata={"help": "bins of the previous column seen (odd)"})
     embed: int = field(default=4, metadata={"help": "per-image embedding size"})
     time_freqs: int = field(default=6, metadata={"help": "Fourier frequencies of the time position"})
     freq_freqs: int = field(default=4, metadata={"help": "Fourier frequencies of the bin position"})
     latent: int = field(default=0, metadata={"help": "learned code numbers per image per column"})
+    sine: int = field(default=16, metadata={"help": "learned sine features of (time, frequency, image)"})
+    w0: float = field(default=30.0, metadata={"help": "frequency factor of the sine features"})
     pool: bool = field(default=False, metadata={"help": "feed the column's mean hidden state back"})
     residual: bool = field(default=False, metadata={"help": "predict the change from column x−1"})
 
@@ -56,10 +60,13 @@ class ColumnGRU(SpectrogramModel):
         super().__init__(config, n_images=n_images, height=height, width=width)
         if config.kernel < 1 or config.kernel % 2 == 0:
             raise ValueError("kernel must be odd and positive")
-        n_static = 2 * config.time_freqs + 2 * config.freq_freqs + config.embed + config.latent
+        n_static = 2 * config.time_freqs + 2 * config.freq_freqs + config.embed + config.latent + config.sine
         n_in = config.kernel + n_static + (config.hidden if config.pool else 0)
         self.cell = nn.GRUCell(n_in, config.hidden)
         self.embedding = nn.Parameter(0.1 * torch.randn(n_images, config.embed))
+        self.sine = nn.Linear(2 + config.embed, config.sine) if config.sine else None
+        if self.sine is not None:  # SIREN's first-layer initialisation
+            nn.init.uniform_(self.sine.weight, -1 / (2 + config.embed), 1 / (2 + config.embed))
         self.latents = nn.Parameter(0.1 * torch.randn(width, n_images, config.latent))
         self.out = nn.Linear(config.hidden, 1)
         nn.init.zeros_(self.out.weight)
@@ -82,7 +89,12 @@ class ColumnGRU(SpectrogramModel):
         time = self.time_features[:, None, None].expand(w, n, h, -1)
         emb = self.embedding[None, :, None].expand(w, n, h, -1)
         code = self.latents[:, :, None].expand(w, n, h, -1)
-        return torch.cat([freq, time, emb, code], -1).reshape(w, n * h, -1)
+        parts = [freq, time, emb, code]
+        if self.sine is not None:
+            f = torch.linspace(-1, 1, h, device=emb.device)[None, None, :, None].expand(w, n, h, 1)
+            t = torch.linspace(-1, 1, w, device=emb.device)[:, None, None, None].expand(w, n, h, 1)
+            parts.append(torch.sin(self.config.w0 * self.sine(torch.cat([t, f, emb], -1))))
+        return torch.cat(parts, -1).reshape(w, n * h, -1)
 
     def _neighbourhood(self, column: torch.Tensor) -> torch.Tensor:
         """``(N, H)`` column → ``(N·H, kernel)`` values around each bin (edges replicated)."""

@@ -9,8 +9,7 @@ state. At time step x, bin f of image k sees
 - optionally (``latent``) a learned code of column x of image k, shared by its bins: a few numbers per
   column that tell the decoder what it cannot predict (they cost weights in proportion to duration),
 - optionally (``sine``) learned SIREN features ``sin(w0 · (A [t, f, e_k] + b))`` of its time, frequency and
-  image embedding, which let it place detail more finely than the fixed Fourier features,
-- optionally (``pool``) the mean hidden state of its column at x−1, so bins share what the column holds.
+  image embedding, which let it place detail more finely than the fixed Fourier features.
 
 So the weight count does not grow with the image height, and training unrolls exactly the loop the
 decoder runs (free-running, back-propagation through all columns). Decoding starts from a silent
@@ -39,8 +38,6 @@ class GRUConfig:
     latent: int = field(default=0, metadata={"help": "learned code numbers per image per column"})
     sine: int = field(default=16, metadata={"help": "learned sine features of (time, frequency, image)"})
     w0: float = field(default=30.0, metadata={"help": "frequency factor of the sine features"})
-    pool: bool = field(default=False, metadata={"help": "feed the column's mean hidden state back"})
-    residual: bool = field(default=False, metadata={"help": "predict the change from column x−1"})
 
 
 def fourier_features(position: torch.Tensor, n_freqs: int) -> torch.Tensor:
@@ -61,7 +58,7 @@ class ColumnGRU(SpectrogramModel):
         if config.kernel < 1 or config.kernel % 2 == 0:
             raise ValueError("kernel must be odd and positive")
         n_static = 2 * config.time_freqs + 2 * config.freq_freqs + config.embed + config.latent + config.sine
-        n_in = config.kernel + n_static + (config.hidden if config.pool else 0)
+        n_in = config.kernel + n_static
         self.cell = nn.GRUCell(n_in, config.hidden)
         self.embedding = nn.Parameter(0.1 * torch.randn(n_images, config.embed))
         self.sine = nn.Linear(2 + config.embed, config.sine) if config.sine else None
@@ -70,7 +67,7 @@ class ColumnGRU(SpectrogramModel):
         self.latents = nn.Parameter(0.1 * torch.randn(width, n_images, config.latent))
         self.out = nn.Linear(config.hidden, 1)
         nn.init.zeros_(self.out.weight)
-        nn.init.constant_(self.out.bias, 0.0 if config.residual else 0.3)
+        nn.init.constant_(self.out.bias, 0.3)
         self.register_buffer(
             "freq_features",
             fourier_features(torch.linspace(-1, 1, height), config.freq_freqs),
@@ -110,14 +107,8 @@ class ColumnGRU(SpectrogramModel):
         column = static.new_zeros(n, h)
         outputs = []
         for x in range(w):
-            parts = [self._neighbourhood(column), static[x]]
-            if self.config.pool:
-                pooled = state.reshape(n, h, -1).mean(1, keepdim=True).expand(n, h, -1)
-                parts.append(pooled.reshape(n * h, -1))
-            state = self.cell(torch.cat(parts, -1), state)
+            state = self.cell(torch.cat([self._neighbourhood(column), static[x]], -1), state)
             value = self.out(state).reshape(n, h)
-            if self.config.residual:
-                value = value + column
             outputs.append(value)
             column = value if target is None else target[:, :, x]
         return torch.stack(outputs, -1)

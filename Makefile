@@ -19,7 +19,7 @@ $(VENV)/.dev: $(VENV)/.runtime
 
 # The main job: one GRU for the five bundled clips (about 4 minutes on a 2-core CPU).
 demo: $(VENV)/.runtime
-	$(BIN)/specnir fit --arch gru --steps 600 --eval-every 100 -o runs/demo
+	$(BIN)/specnir fit --arch gru --steps 500 --eval-every 100 -o runs/demo
 
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest -q

@@ -132,7 +132,8 @@ def fit(
             extras = model.diagnostics(target)
         metrics = evaluate(data, recon)
         for name, values in extras.items():
-            metrics[f"{name}/psnr"] = evaluate(data, values)["psnr"]
+            extra = evaluate(data, values)
+            metrics[f"{name}/psnr"], metrics[f"{name}/column_error"] = extra["psnr"], extra["column_error"]
         if metrics["psnr"] > best_psnr:
             best_psnr, best_step, best_metrics = metrics["psnr"], step, metrics
             best_state = copy.deepcopy(model.state_dict())

@@ -19,7 +19,7 @@ import torch  # noqa: E402
 from torch.utils.tensorboard import SummaryWriter  # noqa: E402
 
 from specnir.data import ImageSet  # noqa: E402
-from specnir.fit import Callback, evaluate  # noqa: E402
+from specnir.fit import Callback  # noqa: E402
 from specnir.spectrogram import spectrogram_to_audio  # noqa: E402
 
 
@@ -53,17 +53,14 @@ def heatmap(data: ImageSet, recon: torch.Tensor) -> np.ndarray:
 class TensorBoardLogger(Callback):
     """Writes a fit's progress to ``log_dir`` for TensorBoard."""
 
-    def __init__(
-        self, log_dir: str | Path, data: ImageSet, *, gl_iters: int = 32, audio: bool = True
-    ) -> None:
+    def __init__(self, log_dir: str | Path, data: ImageSet, *, gl_iters: int = 32) -> None:
         self.writer = SummaryWriter(str(log_dir))
-        self.data, self.gl_iters, self.audio = data, gl_iters, audio
+        self.data, self.gl_iters = data, gl_iters
         rate = data.params.sample_rate
         for name, image, spec in zip(data.names, data.images(data.target), data.specs, strict=True):
             self.writer.add_image(f"target/{name}", image, 0, dataformats="HW")
-            if audio:
-                wave = spectrogram_to_audio(spec, n_iter=gl_iters)
-                self.writer.add_audio(f"target/{name}", torch.from_numpy(wave)[None], 0, sample_rate=rate)
+            wave = spectrogram_to_audio(spec, n_iter=gl_iters)
+            self.writer.add_audio(f"target/{name}", torch.from_numpy(wave)[None], 0, sample_rate=rate)
         self.writer.flush()
 
     def on_step(self, step: int, loss: float, lr: float) -> None:
@@ -82,8 +79,8 @@ class TensorBoardLogger(Callback):
             w.add_scalar(f"eval/gmsd/{name}", metrics["gmsd_per_image"][k], step)
             w.add_scalar(f"eval/ssim/{name}", metrics["ssim_per_image"][k], step)
         curves = {"free-running decode" if extras else "decode": metrics["column_error"]}
-        for label, values in extras.items():
-            curves[label.replace("_", "-")] = evaluate(self.data, values)["column_error"]
+        for label in extras:
+            curves[label.replace("_", "-")] = metrics[f"{label}/column_error"]
         fig = column_error_figure(self.data, curves, title=f"step {step}, {metrics['psnr']:.2f} dB")
         w.add_figure("eval/column_error", fig, step, close=True)
         w.add_image("eval/column_error_heatmap", heatmap(self.data, recon), step, dataformats="HWC")
@@ -91,9 +88,8 @@ class TensorBoardLogger(Callback):
         specs = self.data.to_spectrograms(recon)
         for name, image, spec in zip(self.data.names, self.data.images(recon), specs, strict=True):
             w.add_image(f"recon/{name}", image, step, dataformats="HW")
-            if self.audio:
-                wave = spectrogram_to_audio(spec, n_iter=self.gl_iters)
-                w.add_audio(f"recon/{name}", torch.from_numpy(wave)[None], step, sample_rate=rate)
+            wave = spectrogram_to_audio(spec, n_iter=self.gl_iters)
+            w.add_audio(f"recon/{name}", torch.from_numpy(wave)[None], step, sample_rate=rate)
         w.flush()
 
     def close(self, hparams: dict, metrics: dict) -> None:

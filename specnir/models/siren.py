@@ -45,7 +45,7 @@ class SineLayer(nn.Module):
         return torch.sin(self.w0 * self.linear(x))
 
 
-def siren_grid(n_images: int, height: int, width: int, multi: str, *, widths=None) -> torch.Tensor:
+def siren_grid(n_images: int, height: int, width: int, multi: str) -> torch.Tensor:
     """Input coordinates ``(N, H, W, C)`` for each pixel; ``C`` is 3 for ``index`` and 2 otherwise.
 
     For ``tile`` the time axis runs over all images placed side by side, each ``width`` wide.

@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 from specnir.audio import load_audio, save_audio
-from specnir.colormap import COLORMAPS, SpecnirWarning
+from specnir.colormap import COLORMAPS, SpecnirWarning, check_colormap
 from specnir.convert import expand_inputs, roundtrip
 from specnir.errors import SpecnirError, atomic_path
 from specnir.fit import FitConfig
@@ -167,8 +167,7 @@ def cmd_audio2img(args: argparse.Namespace) -> int:
 
 
 def cmd_img2audio(args: argparse.Namespace) -> int:
-    if args.colormap != "auto" and args.colormap not in COLORMAPS:
-        raise SpecnirError(f"unknown colormap {args.colormap!r} (choose from auto, {', '.join(COLORMAPS)})")
+    check_colormap(args.colormap)  # before any file is read
     params = spectrogram_params(args)
     files = expand_inputs(args.image)
     specs = [

@@ -18,11 +18,16 @@ class SpecnirWarning(UserWarning):
     """Something the user should know that does not stop the command."""
 
 
+def check_colormap(name: str) -> None:
+    """Raise ``SpecnirError`` unless ``name`` is ``auto`` or one of :data:`COLORMAPS`."""
+    if name != "auto" and name not in COLORMAPS:
+        raise SpecnirError(f"unknown colormap {name!r} (choose from auto, {', '.join(COLORMAPS)})")
+
+
 @functools.cache
 def lookup_table(name: str) -> np.ndarray:
     """The ``(256, 3)`` uint8 colours that matplotlib writes for levels 0..255 of colormap ``name``."""
-    if name not in COLORMAPS:
-        raise SpecnirError(f"unknown colormap {name!r} (choose from auto, {', '.join(COLORMAPS)})")
+    check_colormap(name)
     cmap = matplotlib.colormaps[name].resampled(LEVELS)
     return cmap(np.arange(LEVELS), bytes=True)[:, :3].copy()
 

@@ -20,22 +20,27 @@ from specnir.data import ImageSet, load_image_set
 from specnir.errors import SpecnirError, atomic_path
 from specnir.fit import FitConfig, FitResult, fit
 from specnir.image import write_png
-from specnir.spectrogram import SpecParams, spectrogram_to_audio
+from specnir.spectrogram import SpecParams, Spectrogram, spectrogram_to_audio
 from specnir.tblog import TensorBoardLogger
 
 SUMMARY_KEYS = ("psnr", "psnr_per_image", "gmsd", "gmsd_per_image", "ssim", "ssim_per_image")
 
 
-def write_reconstruction(
-    outdir: Path, data: ImageSet, recon: torch.Tensor, *, n_iter: int = 64
-) -> list[Path]:
-    """``outdir/<stem>.png`` (16-bit, with metadata) and ``outdir/<stem>.wav`` for every image."""
+def write_spectrograms(outdir: Path, names: list[str], specs: list, *, n_iter: int = 64) -> list[Path]:
+    """``outdir/<name>.png`` (16-bit, with metadata) and ``outdir/<name>.wav`` for every spectrogram."""
     written = []
-    for name, spec in zip(data.names, data.to_spectrograms(recon), strict=True):
+    for name, spec in zip(names, specs, strict=True):
         written.append(write_png(outdir / f"{name}.png", spec))
         wave = spectrogram_to_audio(spec, n_iter=n_iter)
         written.append(save_audio(outdir / f"{name}.wav", wave, sample_rate=spec.params.sample_rate))
     return written
+
+
+def write_reconstruction(
+    outdir: Path, data: ImageSet, recon: torch.Tensor, *, n_iter: int = 64
+) -> list[Path]:
+    """The decode ``(N, H, W)`` of ``data``'s images, written by :func:`write_spectrograms`."""
+    return write_spectrograms(outdir, data.names, data.to_spectrograms(recon), n_iter=n_iter)
 
 
 def _metrics_record(model, data: ImageSet, config: FitConfig, result: FitResult) -> dict:
@@ -165,14 +170,16 @@ def reconstruct(
     outdir = Path(outdir)
     with torch.no_grad():
         if time_scale == 1.0 and freq_scale == 1.0:
-            return write_reconstruction(outdir, ckpt.data, ckpt.model(), n_iter=n_iter), ckpt.model()
+            values = ckpt.model()
+            return write_reconstruction(outdir, ckpt.data, values, n_iter=n_iter), values
         if not hasattr(ckpt.model, "render_scaled"):
             raise SpecnirError(f"{checkpoint}: only a siren renders at other resolutions")
         values = ckpt.model.render_scaled(time_scale=time_scale, freq_scale=freq_scale)
-    return _write_scaled(outdir, ckpt.data, values, time_scale, freq_scale, n_iter), values
+    specs = _scaled_spectrograms(ckpt.data, values, time_scale, freq_scale)
+    return write_spectrograms(outdir, ckpt.data.names, specs, n_iter=n_iter), values
 
 
-def _write_scaled(outdir: Path, data: ImageSet, values: torch.Tensor, ts: float, fs: float, n_iter: int):
+def _scaled_spectrograms(data: ImageSet, values: torch.Tensor, ts: float, fs: float) -> list[Spectrogram]:
     """Rescaled renders as spectrograms of their own: hop_length / ts samples, n_mels × fs bands."""
     params = data.params
     hop = params.hop_length / ts
@@ -182,14 +189,13 @@ def _write_scaled(outdir: Path, data: ImageSet, values: torch.Tensor, ts: float,
         raise SpecnirError("--freq-scale needs a mel spectrogram (a linear STFT has n_fft // 2 + 1 rows)")
     new_params = dataclasses.replace(params, hop_length=int(round(hop)), n_mels=values.shape[1])
     values = values.clamp(0, 1).cpu().numpy()
-    written = []
-    for k, (name, spec) in enumerate(zip(data.names, data.specs, strict=True)):
+    specs = []
+    for k, spec in enumerate(data.specs):
         # As many frames as the new hop gives the original samples (centred STFT: 1 + length // hop).
         w = 1 + spec.length // new_params.hop_length if spec.length else int(round(data.widths[k] * ts))
         w = min(w, values.shape[2])
         db = spec.db_min + np.flipud(values[k, :, :w]) * (spec.db_max - spec.db_min)
-        scaled = dataclasses.replace(spec, db=np.ascontiguousarray(db, dtype=np.float32), params=new_params)
-        written.append(write_png(outdir / f"{name}.png", scaled))
-        wave = spectrogram_to_audio(scaled, n_iter=n_iter)
-        written.append(save_audio(outdir / f"{name}.wav", wave, sample_rate=params.sample_rate))
-    return written
+        specs.append(
+            dataclasses.replace(spec, db=np.ascontiguousarray(db, dtype=np.float32), params=new_params)
+        )
+    return specs

@@ -180,7 +180,93 @@ def cmd_img2audio(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compress(args: argparse.Namespace) -> int:
+    from specnir import snir
+    from specnir.codec import compress
+
+    output = Path(args.output)
+    if output.suffix != ".snir":
+        raise SpecnirError(f"{output}: the output file must end in .snir")
+    inputs = args.inputs or [BUNDLED_AUDIO]
+    result = compress(
+        inputs,
+        arch=args.arch,
+        mode=args.mode,
+        quality=args.quality,
+        max_error=args.max_error,
+        steps=args.steps,
+        seed=args.seed,
+        device=args.device,
+        params=spectrogram_params(args),
+        progress=not args.quiet,
+    )
+    snir.write(output, result.blob)
+    r = result.report
+    bound = "lossless" if r["max_error"] == 0 else f"max error {r['max_error']} grey levels"
+    n_images = len(result.decoded.names)
+    print(
+        f"{output}: {r['bytes']:,} bytes, {r['bpp']:.3f} bpp over {r['pixels']:,} pixels of {n_images} images"
+    )
+    print(
+        f"  {args.arch} {args.mode}, quality {args.quality}: PSNR {r['psnr']:.2f} dB"
+        f" on the 8-bit images ({bound});"
+        f" {r['weights']:,} weights in {r['weight_bits'] / 8:,.0f} bytes"
+        f" ({r['weight_bits'] / max(r['weights'], 1):.2f} bits/weight)"
+    )
+    print(f"  fit {r['fit_seconds']:.0f} s, coding and verification {r['code_seconds']:.1f} s")
+    return 0
+
+
+def cmd_decompress(args: argparse.Namespace) -> int:
+    from specnir.codec import decode
+    from specnir.run import write_spectrograms
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise SpecnirError(f"{path}: no such file")
+    decoded = decode(path.read_bytes(), source=str(path))
+    written = write_spectrograms(
+        Path(args.output),
+        decoded.names,
+        decoded.specs,
+        n_iter=args.n_iter,
+        bit_depth=8,
+        audio=not args.no_audio,
+    )
+    for f in written:
+        print(f)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from specnir.bench import bench_rd
+
+    bench_rd(
+        args.inputs or [BUNDLED_AUDIO],
+        args.output,
+        methods=args.methods,
+        qualities=args.qualities,
+        steps=args.steps,
+        audio=args.audio,
+        params=spectrogram_params(args),
+        progress=not args.quiet,
+    )
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
+    from specnir import snir
+    from specnir.codec import describe
+
+    path = Path(args.file)
+    if path.is_file() and path.read_bytes()[:4] == snir.MAGIC:
+        header, words = snir.read(path)
+        size = path.stat().st_size
+        print(f"{path}: specnir compressed set, format version {snir.VERSION}, {size:,} bytes")
+        print(f"  {'payload':<12} {len(words) * 4:,} bytes")
+        for key, value in describe(header).items():
+            print(f"  {key:<12} {value}")
+        return 0
     meta = read_metadata(args.file)
     if meta is None:
         raise SpecnirError(f"{args.file}: image carries no specnir metadata")
@@ -263,7 +349,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--freq-scale", type=float, default=1.0, help="siren: render S times more mel bands")
     p.set_defaults(func=cmd_reconstruct)
 
-    p = sub.add_parser("info", help="print the parameters stored in a spectrogram PNG")
+    p = sub.add_parser("compress", help="fit and write one .snir file for a set of spectrograms")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="audio files, spectrogram PNGs or directories")
+    p.add_argument("-o", "--output", required=True, metavar="SET.snir")
+    p.add_argument("--arch", choices=sorted(MODELS), default="gru", help="default gru")
+    p.add_argument(
+        "--mode",
+        choices=("model", "residual"),
+        default="model",
+        help="model: the network is the code; residual: the GRU predicts, residuals are stored (gru only)",
+    )
+    p.add_argument(
+        "--quality",
+        type=int,
+        default=4,
+        help="1-8 (default 4); model: about 500*2^Q weights; residual: max error 16,10,6,4,3,2,1,0",
+    )
+    p.add_argument("--max-error", type=int, help="residual: largest error in grey levels (0: lossless)")
+    p.add_argument("--steps", type=int, default=800, help="optimiser steps (default 800)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_spectrogram_args(p)
+    p.set_defaults(func=cmd_compress)
+
+    p = sub.add_parser("decompress", help="decode a .snir file to <stem>.png and <stem>.wav")
+    p.add_argument("file", metavar="SET.snir")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+    p.add_argument("--n-iter", type=int, default=64, help="Griffin-Lim iterations (default 64)")
+    p.add_argument("--no-audio", action="store_true", help="images only")
+    p.set_defaults(func=cmd_decompress)
+
+    p = sub.add_parser("bench", help="benchmarks: `bench rd` = rate-distortion against classical codecs")
+    p.add_argument("benchmark", choices=("rd",), metavar="rd")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="audio files, spectrogram PNGs or directories")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=["gru-residual", "siren-model", "gru-model"],
+        metavar="METHOD[:Q,...]",
+        help="gru-residual, siren-model, gru-model, each with its own qualities if given (default: all)",
+    )
+    p.add_argument("--qualities", nargs="+", type=int, default=[2, 4, 6, 8], help="default 2 4 6 8")
+    p.add_argument("--steps", type=int, default=800, help="optimiser steps per specnir point (default 800)")
+    p.add_argument("--audio", action="store_true", help="also PESQ-WB and STOI of the decoded audio")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_spectrogram_args(p)
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("info", help="print the header of a .snir file or the parameters of a spectrogram PNG")
     p.add_argument("file", metavar="FILE")
     p.set_defaults(func=cmd_info)
 

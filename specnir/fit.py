@@ -1,8 +1,9 @@
 """The one fitting loop for every architecture.
 
-It knows a model only as ``model() -> (N, H, W)``: the decoder's output. Adam on the masked MSE (plus an
-optional Sobel-gradient term), an optional cosine schedule, evaluation every ``eval_every`` steps, the best
-weights kept, a tqdm bar, and a clean stop on Ctrl-C. Logging lives in callbacks.
+It knows a model only as ``model() -> (N, H, W)`` (the decoder's output) and ``model.loss(target, mask)``
+(by default the masked MSE of that output, plus an optional Sobel-gradient term; a predictive coder's
+bits per pixel). Adam, an optional cosine schedule, evaluation every ``eval_every`` steps, the weights
+with the lowest evaluation loss kept, a tqdm bar, and a clean stop on Ctrl-C. Logging lives in callbacks.
 """
 
 from __future__ import annotations
@@ -121,28 +122,31 @@ def fit(
         floor = config.lr / 20
         return floor + (config.lr - floor) * 0.5 * (1 + math.cos(math.pi * step / max(config.steps, 1)))
 
-    best_psnr, best_state, best_metrics, best_step = -math.inf, None, {}, start_step
+    best_loss, best_state, best_metrics, best_step = math.inf, None, {}, start_step
     step, interrupted, start = start_step, False, time.perf_counter()
 
     def evaluate_now() -> None:
-        nonlocal best_psnr, best_state, best_metrics, best_step
+        nonlocal best_loss, best_state, best_metrics, best_step
         model.eval()
         with torch.no_grad():
             recon = model()
             extras = model.diagnostics(target)
-        metrics = evaluate(data, recon)
+            loss = float(model.loss(target, mask, grad_weight=config.grad_weight))
+        metrics = {"loss": loss, **evaluate(data, recon)}
         for name, values in extras.items():
             extra = evaluate(data, values)
             metrics[f"{name}/psnr"], metrics[f"{name}/column_error"] = extra["psnr"], extra["column_error"]
-        if metrics["psnr"] > best_psnr:
-            best_psnr, best_step, best_metrics = metrics["psnr"], step, metrics
+        if loss < best_loss:
+            best_loss, best_step, best_metrics = loss, step, metrics
             best_state = copy.deepcopy(model.state_dict())
         for cb in callbacks:
             cb.on_eval(step, recon, extras, metrics)
-        bar.set_postfix(psnr=f"{metrics['psnr']:.2f}", best=f"{best_psnr:.2f}")
+        best = best_metrics["psnr"]
+        bar.set_postfix(psnr=f"{metrics['psnr']:.2f}", best=f"{best:.2f}")
         if progress and bar.disable:  # no terminal: one line per evaluation instead of a bar
             tqdm.write(
-                f"step {step}: PSNR {metrics['psnr']:.2f} dB (best {best_psnr:.2f} at step {best_step})"
+                f"step {step}: loss {loss:.4g}, PSNR {metrics['psnr']:.2f} dB "
+                f"(best {best:.2f} at step {best_step})"
             )
         model.train()
 
@@ -158,15 +162,14 @@ def fit(
         while step < config.steps:
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step)
-            recon = model()
-            loss = masked_loss(recon, target, mask, grad_weight=config.grad_weight)
+            loss = model.loss(target, mask, grad_weight=config.grad_weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             step += 1
             bar.update(1)
             value = float(loss.detach())
-            bar.set_postfix_str(f"loss={value:.2e} psnr≈{-10 * math.log10(max(value, 1e-20)):.2f}")
+            bar.set_postfix_str(f"loss={value:.3e}")
             for cb in callbacks:
                 cb.on_step(step, value, optimizer.param_groups[0]["lr"])
             if step % config.eval_every == 0 or step == config.steps:

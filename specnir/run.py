@@ -26,11 +26,15 @@ from specnir.tblog import TensorBoardLogger
 SUMMARY_KEYS = ("psnr", "psnr_per_image", "gmsd", "gmsd_per_image", "ssim", "ssim_per_image")
 
 
-def write_spectrograms(outdir: Path, names: list[str], specs: list, *, n_iter: int = 64) -> list[Path]:
-    """``outdir/<name>.png`` (16-bit, with metadata) and ``outdir/<name>.wav`` for every spectrogram."""
+def write_spectrograms(
+    outdir: Path, names: list[str], specs: list, *, n_iter: int = 64, bit_depth: int = 16, audio: bool = True
+) -> list[Path]:
+    """``outdir/<name>.png`` (with metadata) and ``outdir/<name>.wav`` for every spectrogram."""
     written = []
     for name, spec in zip(names, specs, strict=True):
-        written.append(write_png(outdir / f"{name}.png", spec))
+        written.append(write_png(outdir / f"{name}.png", spec, bit_depth=bit_depth))
+        if not audio:
+            continue
         wave = spectrogram_to_audio(spec, n_iter=n_iter)
         written.append(save_audio(outdir / f"{name}.wav", wave, sample_rate=spec.params.sample_rate))
     return written

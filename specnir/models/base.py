@@ -24,6 +24,13 @@ class SpectrogramModel(nn.Module):
         self.config = config
         self.n_images, self.height, self.width = n_images, height, width
 
+    def loss(self, target: torch.Tensor, mask: torch.Tensor, *, grad_weight: float = 0.0) -> torch.Tensor:
+        """What the fitting loop minimises; by default the masked MSE of :meth:`forward` (``(N, H, W)``
+        target, ``(N, 1, W)`` mask). A predictive coder returns its bits per pixel instead."""
+        from specnir.fit import masked_loss
+
+        return masked_loss(self(), target, mask, grad_weight=grad_weight)
+
     def diagnostics(self, target: torch.Tensor) -> dict[str, torch.Tensor]:
         """Other reconstructions worth watching, ``{name: (N, H, W)}``; ``target`` is ``(N, H, W)``."""
         return {}

@@ -1,0 +1,193 @@
+"""The GRU as a predictive coder: it predicts each pixel from what the decoder has already decoded.
+
+Column by column, the same frequency-shared GRU cell as :class:`~specnir.models.gru.ColumnGRU` reads the
+*decoded* column x−1 of every image and, for every bin f of column x, emits a small adaptive predictor:
+
+- a base value ``a`` and ``context`` coefficients ``c_j`` for the bins just below f in column x, which are
+  already decoded (the predictor runs from the lowest bin up):
+  ``mean_f = a_f + Σ_j c_{f,j} · (d[f−j, x] − d[f−j, x−1])``, i.e. how much the column below changed;
+- a log-scale ``s_f`` and a gain ``g_f`` for a Laplace distribution of the residual whose scale grows
+  with the size of the prediction errors just below: ``log b_f = s_f + g_f · log1p(|err| in grey levels)``.
+
+The file stores the residuals ``q = round((u − round(mean)) / (2K + 1))`` of the 8-bit grey levels ``u``,
+range-coded with that Laplace; decoded pixels are then within ``K`` grey levels of the truth (``K = 0``
+is lossless). Training minimises the same rate (bits per pixel) on the true images, with the decoder's
+own error (uniform in ``[−K, K]``) added to the context, so the weights learn what the decoder sees.
+
+The sequential per-bin loop that coding needs is :func:`specnir.codec` 's; this module gives it
+:meth:`PredictiveGRU.step` and :meth:`PredictiveGRU.mean_and_scale` and trains the same formulas in
+parallel.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from specnir.models.base import SpectrogramModel
+from specnir.models.gru import fourier_features
+
+# Laplace scales (grey levels) the coder can use: 64 log-spaced values; the decoder rounds to this table.
+SCALE_MIN, SCALE_MAX, SCALE_LEVELS = 0.05, 200.0, 64
+LOG_SCALE_STEP = math.log(SCALE_MAX / SCALE_MIN) / (SCALE_LEVELS - 1)
+
+
+@dataclass
+class PredictorConfig:
+    hidden: int = field(default=12, metadata={"help": "GRU hidden units per frequency bin"})
+    kernel: int = field(default=5, metadata={"help": "bins of the previous column seen (odd)"})
+    embed: int = field(default=4, metadata={"help": "per-image embedding size"})
+    freq_freqs: int = field(default=4, metadata={"help": "Fourier frequencies of the bin position"})
+    context: int = field(default=4, metadata={"help": "decoded bins below f in column x used"})
+    max_error: int = field(default=0, metadata={"help": "largest error in grey levels (0: lossless)"})
+
+
+def shift_up(values: torch.Tensor, j: int) -> torch.Tensor:
+    """``out[..., f, :] = values[..., f − j, :]`` along dim −2 (bins), zeros below bin 0."""
+    return F.pad(values, (0, 0, j, 0))[..., : values.shape[-2], :]
+
+
+def _log_cdf(z: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """log P(X ≤ z) for X ~ Laplace(0, scale)."""
+    return torch.where(
+        z < 0, math.log(0.5) + z.clamp(max=0) / scale, torch.log1p(-0.5 * torch.exp(-z.clamp(min=0) / scale))
+    )
+
+
+def laplace_bits(
+    residual: torch.Tensor, scale: torch.Tensor, width: float, lowest: torch.Tensor, highest: torch.Tensor
+) -> torch.Tensor:
+    """−log2 of the Laplace(0, ``scale``) probability of ``[residual − width/2, residual + width/2]``.
+
+    Where ``lowest`` (``highest``) is true the interval is the bottom (top) symbol, which also takes the
+    tail below (above) it, as the range coder's model does.
+    """
+    r, half = residual.abs(), width / 2
+    outer = math.log(0.5) - (r - half) / scale + torch.log1p(-torch.exp(-width / scale))
+    inner = torch.log1p(
+        -0.5 * torch.exp(-(half - r).clamp(min=0) / scale) - 0.5 * torch.exp(-(half + r) / scale)
+    )
+    log_p = torch.where(r >= half, outer, inner.clamp(max=0))
+    log_p = torch.where(lowest, _log_cdf(residual + half, scale), log_p)
+    log_p = torch.where(highest, _log_cdf(half - residual, scale), log_p)
+    return -log_p.clamp(min=-60) / math.log(2)
+
+
+class PredictiveGRU(SpectrogramModel):
+    """Frequency-shared GRU predicting a Laplace distribution for every 8-bit pixel.
+
+    ``forward()`` is not available without images (a predictive coder needs the decoded pixels); the
+    fitting loop uses :meth:`loss` (bits per pixel) and :meth:`diagnostics`. :meth:`bind` gives the
+    model the images it is fitted to, so that ``forward()`` returns its prediction of them.
+    """
+
+    default_lr = 1e-2
+    Config = PredictorConfig
+
+    def __init__(self, config: PredictorConfig, *, n_images: int, height: int, width: int) -> None:
+        super().__init__(config, n_images=n_images, height=height, width=width)
+        if config.kernel < 1 or config.kernel % 2 == 0:
+            raise ValueError("kernel must be odd and positive")
+        if config.max_error < 0 or config.context < 0:
+            raise ValueError("max_error and context must be ≥ 0")
+        n_in = config.kernel + 2 * config.freq_freqs + config.embed
+        self.cell = nn.GRUCell(n_in, config.hidden)
+        self.embedding = nn.Parameter(0.1 * torch.randn(n_images, config.embed))
+        self.head = nn.Linear(config.hidden + config.kernel, 3 + config.context)
+        with torch.no_grad():  # start as "same as the previous column", unit-ish scale
+            self.head.weight.zero_()
+            self.head.weight[0, config.hidden + config.kernel // 2] = 1.0
+            self.head.bias.copy_(torch.tensor([0.0, math.log(4.0), 0.0] + [0.5] * config.context))
+        self.register_buffer(
+            "freq_features", fourier_features(torch.linspace(-1, 1, height), config.freq_freqs), False
+        )
+        self._bound: torch.Tensor | None = None
+
+    @property
+    def step_size(self) -> int:
+        """Quantisation step of the residuals in grey levels, ``2K + 1``."""
+        return 2 * self.config.max_error + 1
+
+    def _neighbourhood(self, column: torch.Tensor) -> torch.Tensor:
+        """``(N, H)`` → ``(N, H, kernel)`` values around each bin (edges replicated)."""
+        pad = self.config.kernel // 2
+        padded = F.pad(column[:, None], (pad, pad), mode="replicate")[:, 0]
+        return padded.unfold(1, self.config.kernel, 1)
+
+    def step(self, previous: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One column: decoded column x−1 ``(N, H)`` (bin 0 lowest) and state ``(N·H, hidden)`` →
+        (predictor coefficients ``(N, H, 3 + context)``: ``a, s, g, c_1..c_C``; the new state)."""
+        n, h = previous.shape
+        near = self._neighbourhood(previous)
+        static = torch.cat(
+            [
+                self.freq_features.to(previous.dtype)[None].expand(n, h, -1),
+                self.embedding.to(previous.dtype)[:, None].expand(n, h, -1),
+            ],
+            -1,
+        )
+        state = self.cell(torch.cat([near, static], -1).reshape(n * h, -1), state)
+        coefs = self.head(torch.cat([state.reshape(n, h, -1), near], -1))
+        return coefs, state
+
+    def coefficients(self, decoded: torch.Tensor) -> torch.Tensor:
+        """All columns' coefficients ``(N, H, W, 3 + context)`` from decoded values ``(N, H, W)``
+        (bin 0 lowest), each column seeing only the columns before it."""
+        n, h, w = decoded.shape
+        state = decoded.new_zeros(n * h, self.config.hidden)
+        previous = decoded.new_zeros(n, h)
+        out = []
+        for x in range(w):
+            coefs, state = self.step(previous, state)
+            out.append(coefs)
+            previous = decoded[:, :, x]
+        return torch.stack(out, 2)
+
+    def mean_and_scale(self, coefs: torch.Tensor, decoded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prediction (normalised) and Laplace scale (grey levels) of every pixel, all at once.
+
+        ``coefs (N, H, W, 3 + C)``, ``decoded (N, H, W)`` → two ``(N, H, W)``. Bin f uses only decoded
+        bins below it in its own column, so the sequential decoder computes the same numbers.
+        """
+        a, s, g, c = coefs[..., 0], coefs[..., 1], coefs[..., 2], coefs[..., 3:]
+        change = decoded - F.pad(decoded, (1, 0))[..., :-1]  # d[f, x] − d[f, x−1]
+        mean = a + sum(c[..., j - 1] * shift_up(change, j) for j in range(1, self.config.context + 1))
+        err = (decoded - mean).abs() * 255
+        recent = 0.5 * (shift_up(err, 1) + shift_up(err, 2))
+        log_b = (s + g * torch.log1p(recent)).clamp(math.log(SCALE_MIN), math.log(SCALE_MAX))
+        return mean, torch.exp(log_b)
+
+    def bits(self, target: torch.Tensor, mask: torch.Tensor, *, noisy: bool) -> torch.Tensor:
+        """Bits per real pixel to code ``target (N, H, W)`` (image orientation, 8-bit values / 255)."""
+        truth = target.flip(1)
+        full = mask.expand_as(target)
+        decoded = truth
+        k = self.config.max_error
+        if noisy and k:  # the decoder's own error, which its context will carry
+            noise = torch.randint(-k, k + 1, truth.shape, device=truth.device).to(truth.dtype) / 255
+            decoded = (truth + noise * full).clamp(0, 1)
+        mean, scale = self.mean_and_scale(self.coefficients(decoded), decoded)
+        grey = truth * 255
+        nll = laplace_bits(
+            grey - mean * 255, scale, float(self.step_size), grey <= k + 0.5, grey >= 254.5 - k
+        )
+        return (nll * full).sum() / full.sum()
+
+    def loss(self, target: torch.Tensor, mask: torch.Tensor, *, grad_weight: float = 0.0) -> torch.Tensor:
+        return self.bits(target, mask, noisy=self.training)
+
+    def bind(self, target: torch.Tensor) -> None:
+        """Remember the images ``(N, H, W)`` so that ``forward()`` can show the prediction of them."""
+        self._bound = target
+
+    def forward(self) -> torch.Tensor:
+        """The prediction ``(N, H, W)`` of the bound images from their own decoded context."""
+        if self._bound is None:
+            raise RuntimeError("PredictiveGRU predicts from images: call bind(target) first")
+        truth = self._bound.to(self.embedding.device).flip(1)
+        mean, _ = self.mean_and_scale(self.coefficients(truth), truth)
+        return mean.flip(1)

@@ -1,0 +1,272 @@
+"""The .snir file: compress → decompress round trips, error bounds, bytes, and refusal of bad files."""
+
+import json
+import math
+import struct
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+import pytest
+from conftest import make_chirp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from specnir import snir
+from specnir.cli import main
+from specnir.codec import compress, decode, eight_bit
+from specnir.data import load_image_set
+from specnir.errors import SpecnirError
+from specnir.spectrogram import SpecParams
+
+TINY = SpecParams(sample_rate=8000, n_fft=256, hop_length=64, n_mels=16)
+TINY_ARGS = ["--sample-rate", "8000", "--n-fft", "256", "--hop-length", "64", "--n-mels", "16"]
+
+
+def truth_pixels(inputs) -> list[np.ndarray]:
+    data = eight_bit(load_image_set(inputs, params=TINY))
+    return [np.rint(im * 255).astype(np.int64) for im in data.images(data.target)]
+
+
+@pytest.fixture(scope="session")
+def lossless(tiny_wavs):
+    return compress(tiny_wavs, mode="residual", max_error=0, steps=40, params=TINY, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_siren(tiny_wavs):
+    return compress(tiny_wavs, arch="siren", mode="model", quality=2, steps=200, params=TINY, progress=False)
+
+
+def decode_in_fresh_process(path, outdir) -> list[np.ndarray]:
+    """``specnir decompress`` in a new Python process; the 8-bit PNGs it wrote, in input order."""
+    argv = ["decompress", str(path), "-o", str(outdir)]
+    code = f"import sys; from specnir.cli import main; sys.exit(main({argv!r}))"
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    names = [im["name"] for im in snir.read(path)[0]["images"]]
+    return [np.asarray(Image.open(outdir / f"{n}.png")).astype(np.int64) for n in names]
+
+
+@pytest.mark.parametrize("max_error", [0, 2])
+def test_residual_round_trip_is_exact_in_a_fresh_process(tmp_path, tiny_wavs, max_error, lossless):
+    result = (
+        lossless
+        if max_error == 0
+        else compress(tiny_wavs, mode="residual", max_error=max_error, steps=40, params=TINY, progress=False)
+    )
+    path = snir.write(tmp_path / "set.snir", result.blob)
+    assert path.stat().st_size == len(result.blob) == result.report["bytes"]
+    decoded = decode_in_fresh_process(path, tmp_path / "out")
+    truth = truth_pixels(tiny_wavs)
+    for enc, dec, t in zip(result.decoded.pixels, decoded, truth, strict=True):
+        assert np.array_equal(enc, dec)  # bit-exact: the encoder's reconstruction
+        assert np.abs(dec - t).max() <= max_error  # the promised bound
+    assert result.report["max_error"] <= max_error
+    if max_error:
+        assert result.report["max_error"] == max_error  # the bound is used, not wasted
+    assert (tmp_path / "out" / "tiny0.wav").is_file()
+
+
+def test_model_mode_round_trip_and_quantization(tmp_path, tiny_wavs, tiny_siren):
+    path = snir.write(tmp_path / "s.snir", tiny_siren.blob)
+    decoded = decode_in_fresh_process(path, tmp_path / "out")
+    for enc, dec in zip(tiny_siren.decoded.pixels, decoded, strict=True):
+        assert np.array_equal(enc, dec)
+    r = tiny_siren.report
+    # Quantised weights cost at most 0.1 dB against the float model (MSE ratio 10^0.01) ...
+    assert r["quantized_loss"] <= r["float_loss"] * 10 ** (0.1 / 10)
+    # ... at 9.6 bits a weight on this 40 dB fit (SIREN's sin(30·x) layers need fine steps).
+    assert r["weight_bits"] / r["weights"] < 11
+    assert r["psnr"] > 25  # measured 30.5 dB at 200 steps
+
+
+def test_residual_rate_matches_the_model_estimate(lossless):
+    """What the range coder writes is what the predictor's own likelihood says it should."""
+    _, words = snir.unpack(lossless.blob)
+    r = lossless.report
+    residual_bits = words.size * 32 - r["weight_bits"]
+    model_bits = r["quantized_loss"] * r["pixels"]  # the fitted model's bits per pixel, after quantisation
+    assert abs(residual_bits - model_bits) < 0.02 * model_bits + 64
+
+
+def test_cli_compress_info_decompress(tmp_path, tiny_wavs, capsys):
+    out = tmp_path / "set.snir"
+    args = [
+        "compress",
+        *tiny_wavs,
+        "-o",
+        out,
+        "--mode",
+        "residual",
+        "--quality",
+        "7",
+        "--steps",
+        "10",
+        "--quiet",
+    ]
+    assert main([str(a) for a in args + TINY_ARGS]) == 0
+    text = capsys.readouterr().out
+    assert f"{out.stat().st_size:,} bytes" in text and "max error 1 grey levels" in text
+    assert main(["info", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "format version 1" in text and "residual" in text and "tiny0 (16×24)" in text
+    assert main(["decompress", str(out), "-o", str(tmp_path / "d"), "--no-audio"]) == 0
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == [f"tiny{k}.png" for k in range(5)]
+
+
+def test_compress_refuses_bad_options(tmp_path, tiny_wavs, capsys):
+    cases = [
+        ["--arch", "siren", "--mode", "residual"],
+        ["--quality", "9"],
+        ["--mode", "model", "--max-error", "1"],
+        ["--mode", "residual", "--max-error", "-1"],
+    ]
+    for extra in cases:
+        code = main(["compress", str(tiny_wavs[0]), "-o", str(tmp_path / "x.snir"), *extra, *TINY_ARGS])
+        err = capsys.readouterr().err
+        assert code == 2 and err.startswith("specnir: error:") and err.count("\n") == 1, extra
+    assert main(["compress", str(tiny_wavs[0]), "-o", str(tmp_path / "x.bin")]) == 2
+    assert "must end in .snir" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.snir"))
+
+
+def _repack(blob: bytes, edit) -> bytes:
+    header, words = snir.unpack(blob)
+    edit(header)
+    return snir.pack(header, words)
+
+
+def _bad_files(blob: bytes) -> dict[str, tuple[bytes, str]]:
+    flipped = bytearray(blob)
+    flipped[len(blob) // 2] ^= 0x10
+    version = bytearray(blob)
+    version[4] = 9
+    head_len = struct.unpack_from("<I", blob, 5)[0]
+
+    def wider(h):
+        h["images"][0]["width"] += 3
+
+    def taller(h):
+        h["height"] = 17
+
+    def bigger_tensor(h):
+        h["tensors"][0]["shape"] = [h["tensors"][0]["shape"][0] + 1, *h["tensors"][0]["shape"][1:]]
+
+    def no_arch(h):
+        del h["arch"]
+
+    def huge(h):
+        h["model_config"]["hidden"] = 10**9
+
+    return {
+        "magic": (b"PNG!" + blob[4:], "wrong magic"),
+        "empty": (b"", "wrong magic"),
+        "version": (bytes(version), "version 9 not supported"),
+        "truncated": (blob[: len(blob) - 7], "truncated"),
+        "header cut": (blob[: 9 + head_len // 2], "truncated"),
+        "flipped bit": (bytes(flipped), "CRC mismatch"),
+        "trailing": (blob + b"\0", "trailing bytes"),
+        "not json": (
+            (lambda body: body + struct.pack("<I", zlib.crc32(body)))(
+                blob[:9] + b"{" * head_len + blob[9 + head_len : -4]
+            ),
+            "not valid JSON",
+        ),
+        "wider image": (_repack(blob, wider), "disagrees with its length"),
+        "taller image": (_repack(blob, taller), "height disagrees"),
+        "tensor shape": (_repack(blob, bigger_tensor), "weight shapes disagree"),
+        "no arch": (_repack(blob, no_arch), "malformed"),
+        "huge config": (_repack(blob, huge), "out of range"),
+    }
+
+
+def test_bad_files_give_one_line_and_exit_2(tmp_path, lossless, capsys):
+    for name, (blob, problem) in _bad_files(lossless.blob).items():
+        path = tmp_path / f"{name.replace(' ', '_')}.snir"
+        path.write_bytes(blob)
+        code = main(["decompress", str(path), "-o", str(tmp_path / "out")])
+        err = capsys.readouterr().err
+        assert code == 2, name
+        assert err.startswith(f"specnir: error: {path}: ") and err.count("\n") == 1, (name, err)
+        assert problem in err, (name, err)
+    assert not (tmp_path / "out").exists()  # nothing half-written
+    assert main(["decompress", str(tmp_path / "missing.snir"), "-o", str(tmp_path / "out")]) == 2
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzzed_files_only_raise_format_errors(lossless, data):
+    """Random bytes and mutated valid files: the decoder either decodes or raises SpecnirError."""
+    blob = lossless.blob
+    kind = data.draw(st.sampled_from(["random", "mutate", "resign", "splice"]))
+    if kind == "random":
+        candidate = data.draw(st.binary(max_size=400))
+        if data.draw(st.booleans()):
+            candidate = snir.MAGIC + bytes([snir.VERSION]) + candidate
+    elif kind == "splice":
+        cut = data.draw(st.integers(0, len(blob)))
+        candidate = blob[:cut] + data.draw(st.binary(max_size=50))
+    else:
+        mutable = bytearray(blob)
+        for _ in range(data.draw(st.integers(1, 8))):
+            i = data.draw(st.integers(0, len(blob) - 1))
+            mutable[i] = data.draw(st.integers(0, 255))
+        candidate = bytes(mutable)
+        if kind == "resign":  # a valid CRC over damaged content reaches the header and payload checks
+            candidate = candidate[:-4] + struct.pack("<I", zlib.crc32(candidate[:-4]))
+    try:
+        decoded = decode(candidate, source="fuzz.snir")
+    except SpecnirError as exc:
+        assert str(exc).startswith("fuzz.snir: ")
+    else:
+        assert all(p.dtype == np.uint8 for p in decoded.pixels)
+
+
+def test_bd_rate_of_known_curves():
+    from specnir.bench import bd_rate
+
+    anchor = [(r, 30 + 6 * math.log2(r)) for r in (0.5, 1, 2, 4)]
+    half = [(r / 2, p) for r, p in anchor]
+    assert bd_rate(anchor, anchor, 30, 45) == pytest.approx(0.0, abs=1e-9)
+    assert bd_rate(anchor, half, 30, 45) == pytest.approx(-50.0, abs=1e-6)
+    assert bd_rate(anchor, [(r * 1.1, p) for r, p in anchor], 30, 45) == pytest.approx(10.0, abs=1e-6)
+    assert bd_rate(anchor, [(1, 60), (2, 70)], 30, 45) is None  # no overlap
+
+
+def test_bench_rd_writes_table_json_and_plot(tmp_path, tiny_wavs, capsys):
+    args = [
+        "bench",
+        "rd",
+        *tiny_wavs,
+        "-o",
+        tmp_path,
+        "--methods",
+        "gru-residual:8,6",
+        "--steps",
+        "5",
+        "--quiet",
+    ]
+    assert main([str(a) for a in args + TINY_ARGS]) == 0
+    out = capsys.readouterr().out
+    assert "BD-rate against" in out and "jpegxl-lossless" in out
+    report = json.loads((tmp_path / "rd.json").read_text())
+    methods = {r["method"] for r in report["rows"]}
+    assert {"png", "jpegls", "jpegxl", "avif", "webp", "jpeg", "specnir-gru-residual"} <= methods
+    lossless_rows = [r for r in report["rows"] if r["method"] in ("png", "jpegls", "jpegxl-lossless")]
+    assert all(r["max_error"] == 0 for r in lossless_rows)
+    ours = [r for r in report["rows"] if r["method"] == "specnir-gru-residual"]
+    assert [r["max_error"] for r in ours] == [0, 2]
+    assert (tmp_path / "rd.csv").read_text().startswith("method,setting,bytes,bpp,psnr")
+    assert (tmp_path / "rd.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_speech_scores_rank_clean_above_noisy():
+    from specnir.bench import _speech_scores
+
+    clean = make_chirp(2.0, 16000, 200, 3000) + 0.3 * make_chirp(2.0, 16000, 400, 6000)
+    noisy = clean + 0.2 * np.random.default_rng(0).standard_normal(clean.size).astype(np.float32)
+    same, worse = _speech_scores(clean, clean, 16000), _speech_scores(clean, noisy, 16000)
+    assert same["stoi"] > 0.99 and same["pesq_wb"] > 4.0
+    assert worse["stoi"] < same["stoi"] and worse["pesq_wb"] < 2.5

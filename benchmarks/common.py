@@ -8,25 +8,9 @@ from pathlib import Path
 
 import torch
 
-from specnir.models import MODELS
+from specnir.codec import sized_config  # noqa: F401  (re-exported for the scripts)
 
 ROOT = Path(__file__).resolve().parents[1]
-SIZE_KNOB = {"siren": "width", "gru": "hidden"}
-
-
-def sized_config(arch: str, target: int, shape: tuple[int, int, int], **fixed):
-    """The config of ``arch`` whose weight count is nearest ``target``, varying its size knob."""
-    cls = MODELS[arch]
-    n, h, w = shape
-    best = None
-    for size in range(2, 400):
-        cfg = cls.Config(**{**fixed, SIZE_KNOB[arch]: size})
-        count = cls(cfg, n_images=n, height=h, width=w).n_weights()
-        if best is None or abs(count - target) < abs(best[1] - target):
-            best = (cfg, count)
-        if count > target:
-            break
-    return best[0]
 
 
 def machine() -> dict:

@@ -97,13 +97,15 @@ def print_fit_summary(record: dict, run_dir: Path) -> None:
         f"({record['bpp_at_16_bits']:.3f} bpp at 16 bits/weight), "
         f"{record['steps']} steps in {record['seconds']:.0f} s, best at step {record['best_step']}"
     )
-    print(f"{'image':<20} {'PSNR dB':>8} {'GMSD':>7} {'SSIM':>6}  decoded audio")
+    bpp = record["bpp_at_16_bits"]  # one model for all images: every image costs the set's rate
+    print(f"{'image':<20} {'PSNR dB':>8} {'GMSD':>7} {'SSIM':>6} {'bpp':>6}  decoded audio")
     for k, name in enumerate(record["images"]):
         print(
             f"{name:<20} {record['psnr_per_image'][k]:>8.2f} {record['gmsd_per_image'][k]:>7.4f} "
-            f"{record['ssim_per_image'][k]:>6.3f}  {wavs[k]}"
+            f"{record['ssim_per_image'][k]:>6.3f} {bpp:>6.3f}  {wavs[k]}"
         )
-    print(f"{'all':<20} {record['psnr']:>8.2f} {record['gmsd']:>7.4f} {record['ssim']:>6.3f}")
+    print(f"{'all':<20} {record['psnr']:>8.2f} {record['gmsd']:>7.4f} {record['ssim']:>6.3f} {bpp:>6.3f}")
+    print("bpp: the model's weights at 16 bits over all pixels; `specnir compress` writes the real file")
     for key in record:
         if key.endswith("/psnr"):
             print(f"{key.split('/')[0].replace('_', '-')} PSNR: {record[key]:.2f} dB")
@@ -410,6 +412,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_spectrogram_args(p)
     p.set_defaults(func=cmd_roundtrip)
     return parser
+
+
+def help_reference(width: int = 100) -> str:
+    """Markdown of every command's ``--help`` at ``width`` columns: the README's CLI reference."""
+    import os
+    from unittest import mock
+
+    with mock.patch.dict(os.environ, {"COLUMNS": str(width)}):
+        parser = build_parser()
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parts = ["```text\n" + parser.format_help().rstrip() + "\n```"]
+        for name, command in sub.choices.items():
+            parts.append(f"#### `specnir {name}`\n\n```text\n" + command.format_help().rstrip() + "\n```")
+    return "\n\n".join(parts) + "\n"
 
 
 _default_showwarning = warnings.showwarning

@@ -66,7 +66,7 @@ QUANT_TRIES = {
     "residual": (0.03, 0.005),
 }
 SCALE_TABLE = SCALE_MIN * np.exp(np.arange(SCALE_LEVELS) * LOG_SCALE_STEP)
-LIMITS = {"images": 1024, "height": 4097, "width": 1 << 17, "pixels": 1 << 27, "config": 4096}
+LIMITS = {"images": 1024, "width": 1 << 17, "pixels": 1 << 27, "config": 4096, "weights": 1 << 24}
 
 
 def sized_config(arch: str, target: int, shape: tuple[int, int, int], **fixed):
@@ -108,7 +108,7 @@ def _weight_header(model: SpectrogramModel, exponents: dict[str, int]) -> tuple[
     entries, ints = [], []
     for name, param in model.named_parameters():
         q = to_integers(param, exponents[name]).reshape(-1).numpy()
-        scale = max(float(np.mean(np.abs(q))), 0.1)
+        scale = max(float(np.mean(np.abs(q))), 0.1) if q.size else 1.0
         entries.append(
             {
                 "name": name,
@@ -358,9 +358,11 @@ def decode(blob: bytes, *, source: str = "<bytes>") -> Decoded:
     header, words = unpack(blob, source=source)
     try:
         _check(header.get("format") == "snir", "header is not a specnir header")
+        with torch.device("meta"):  # shapes first, without allocating what a lying header asks for
+            _check_tensors(_model_from_header(header), header["tensors"])
+        _check(sum(math.prod(e["shape"]) for e in header["tensors"]) <= LIMITS["weights"], "too many weights")
         model = _model_from_header(header)
         params, images, _ = _layout(header)
-        _check_tensors(model, header["tensors"])
         decoder = constriction.stream.queue.RangeDecoder(words)
         model.load_state_dict(_decode_weights(decoder, header["tensors"]))
         model.eval()
@@ -373,7 +375,16 @@ def decode(blob: bytes, *, source: str = "<bytes>") -> Decoded:
             padded = np.rint(values * 255).astype(np.uint8)
     except SpecnirError as exc:
         raise SpecnirError(f"{source}: malformed .snir header: {exc}") from None
-    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError, OverflowError) as exc:
+    except (
+        KeyError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        RuntimeError,
+        OverflowError,
+        IndexError,
+        ZeroDivisionError,
+    ) as exc:
         raise SpecnirError(f"{source}: malformed .snir file ({type(exc).__name__})") from None
     pixels = [padded[i, :, : im["width"]] for i, im in enumerate(images)]
     specs = [

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch.nn.utils import parametrize
 from tqdm import tqdm
 
 from specnir.data import ImageSet
@@ -128,7 +129,7 @@ def fit(
     def evaluate_now() -> None:
         nonlocal best_loss, best_state, best_metrics, best_step
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), parametrize.cached():
             recon = model()
             extras = model.diagnostics(target)
             loss = float(model.loss(target, mask, grad_weight=config.grad_weight))
@@ -162,7 +163,8 @@ def fit(
         while step < config.steps:
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step)
-            loss = model.loss(target, mask, grad_weight=config.grad_weight)
+            with parametrize.cached():  # straight-through quantised weights: rounded once per step
+                loss = model.loss(target, mask, grad_weight=config.grad_weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -69,6 +69,15 @@ def test_residual_round_trip_is_exact_in_a_fresh_process(tmp_path, tiny_wavs, ma
     assert (tmp_path / "out" / "tiny0.wav").is_file()
 
 
+def test_gru_model_mode_round_trip(tmp_path, tiny_wavs):
+    result = compress(tiny_wavs, arch="gru", mode="model", quality=1, steps=20, params=TINY, progress=False)
+    path = snir.write(tmp_path / "g.snir", result.blob)
+    decoded = decode_in_fresh_process(path, tmp_path / "out")
+    for enc, dec in zip(result.decoded.pixels, decoded, strict=True):
+        assert np.array_equal(enc, dec)
+    assert result.report["float_loss"] > 0 and result.report["weights"] > 0
+
+
 def test_model_mode_round_trip_and_quantization(tmp_path, tiny_wavs, tiny_siren):
     path = snir.write(tmp_path / "s.snir", tiny_siren.blob)
     decoded = decode_in_fresh_process(path, tmp_path / "out")
@@ -160,6 +169,9 @@ def _bad_files(blob: bytes) -> dict[str, tuple[bytes, str]]:
     def huge(h):
         h["model_config"]["hidden"] = 10**9
 
+    def bigger_model(h):  # within limits, but not the weights the file holds: refused before allocating
+        h["model_config"]["hidden"] = 4000
+
     return {
         "magic": (b"PNG!" + blob[4:], "wrong magic"),
         "empty": (b"", "wrong magic"),
@@ -179,6 +191,7 @@ def _bad_files(blob: bytes) -> dict[str, tuple[bytes, str]]:
         "tensor shape": (_repack(blob, bigger_tensor), "weight shapes disagree"),
         "no arch": (_repack(blob, no_arch), "malformed"),
         "huge config": (_repack(blob, huge), "out of range"),
+        "bigger model": (_repack(blob, bigger_model), "weight shapes disagree"),
     }
 
 

@@ -1,0 +1,27 @@
+"""The tour notebook runs top to bottom (small step budget) and shows what it promises."""
+
+import nbformat
+import pytest
+from conftest import ROOT
+
+nbclient = pytest.importorskip("nbclient")
+
+
+def test_tour_runs_top_to_bottom(tmp_path, monkeypatch):
+    path = ROOT / "notebooks" / "tour.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")  # stored clean
+    monkeypatch.setenv("SPECNIR_TOUR_STEPS", "15")
+    client = nbclient.NotebookClient(
+        notebook, timeout=170, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
+    client.execute()
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    for expected in ("gru:", "siren:", "specnir gru residual", "jpegxl-lossless"):
+        assert expected in text
+    audio = [o for o in outputs if "text/html" in o.get("data", {}) and "<audio" in o["data"]["text/html"]]
+    assert len(audio) == 4  # original, Griffin-Lim of the original, two decodes
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(images) >= 3  # the images, the column-error curves, the side-by-side

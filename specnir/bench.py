@@ -304,12 +304,10 @@ def audio_rows(
 
 
 def plot_rd(rows: list[dict], path: Path) -> None:
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 5.5))
+    fig = Figure(figsize=(8, 5.5))
+    ax = fig.subplots()
     for method in dict.fromkeys(r["method"] for r in rows):
         pts = sorted(p for p in _points(rows, method) if math.isfinite(p[1]))
         if pts:
@@ -330,7 +328,6 @@ def plot_rd(rows: list[dict], path: Path) -> None:
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
     with atomic_path(path) as tmp:
         tmp.write_bytes(buf.getvalue())
 

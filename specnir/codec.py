@@ -375,7 +375,7 @@ def decode(blob: bytes, *, source: str = "<bytes>") -> Decoded:
             padded = np.rint(values * 255).astype(np.uint8)
     except SpecnirError as exc:
         raise SpecnirError(f"{source}: malformed .snir header: {exc}") from None
-    except (
+    except (  # constriction raises AssertionError on a payload its model cannot decode
         KeyError,
         TypeError,
         ValueError,
@@ -384,6 +384,7 @@ def decode(blob: bytes, *, source: str = "<bytes>") -> Decoded:
         OverflowError,
         IndexError,
         ZeroDivisionError,
+        AssertionError,
     ) as exc:
         raise SpecnirError(f"{source}: malformed .snir file ({type(exc).__name__})") from None
     pixels = [padded[i, :, : im["width"]] for i, im in enumerate(images)]

@@ -11,23 +11,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure  # not pyplot: leaves the user's backend alone (notebooks)
+from torch.utils.tensorboard import SummaryWriter
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch.utils.tensorboard import SummaryWriter  # noqa: E402
-
-from specnir.data import ImageSet  # noqa: E402
-from specnir.fit import Callback  # noqa: E402
-from specnir.spectrogram import spectrogram_to_audio  # noqa: E402
+from specnir.data import ImageSet
+from specnir.fit import Callback
+from specnir.spectrogram import spectrogram_to_audio
 
 
-def column_error_figure(
-    data: ImageSet, curves: dict[str, list[np.ndarray]], *, title: str = ""
-) -> plt.Figure:
+def column_error_figure(data: ImageSet, curves: dict[str, list[np.ndarray]], *, title: str = "") -> Figure:
     """Error against column index, one line per image; one panel per decode (free-running, ...)."""
-    fig, axes = plt.subplots(len(curves), 1, figsize=(8, 2.6 * len(curves)), squeeze=False, sharex=True)
+    fig = Figure(figsize=(8, 2.6 * len(curves)))
+    axes = fig.subplots(len(curves), 1, squeeze=False, sharex=True)
     for ax, (label, errors) in zip(axes[:, 0], curves.items(), strict=True):
         for name, err in zip(data.names, errors, strict=True):
             ax.semilogy(np.maximum(err, 1e-8), label=name, lw=1)

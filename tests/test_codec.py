@@ -208,7 +208,12 @@ def test_bad_files_give_one_line_and_exit_2(tmp_path, lossless, capsys):
     assert main(["decompress", str(tmp_path / "missing.snir"), "-o", str(tmp_path / "out")]) == 2
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(data=st.data())
 def test_fuzzed_files_only_raise_format_errors(lossless, data):
     """Random bytes and mutated valid files: the decoder either decodes or raises SpecnirError."""

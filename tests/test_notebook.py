@@ -12,6 +12,10 @@ def test_tour_runs_top_to_bottom(tmp_path, monkeypatch):
     notebook = nbformat.read(path, as_version=4)
     assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")  # stored clean
     monkeypatch.setenv("SPECNIR_TOUR_STEPS", "15")
+    # One thread in the kernel: the GRU's many small ops slow down tenfold when torch's thread pool
+    # competes with another busy process on a small CI machine.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")  # figures as outputs
     client = nbclient.NotebookClient(
         notebook, timeout=170, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
     )

@@ -274,11 +274,6 @@ class Compressed:
     report: dict
 
 
-def _build(arch: str, mode: str, model_config: dict, *, n_images: int, height: int, width: int):
-    cls = PredictiveGRU if mode == "residual" else MODELS[arch]
-    return cls(cls.Config(**model_config), n_images=n_images, height=height, width=width)
-
-
 def _check(condition: bool, problem: str) -> None:
     if not condition:
         raise SpecnirError(problem)
@@ -327,9 +322,8 @@ def _model_from_header(header: dict) -> SpectrogramModel:
     cls = PredictiveGRU if mode == "residual" else MODELS[arch]
     names = {f.name for f in dataclasses.fields(cls.Config)}
     _check(set(config) <= names, f"unknown model config keys {sorted(set(config) - names)}")
-    return _build(
-        arch, mode, config, n_images=len(images), height=height, width=max(i["width"] for i in images)
-    )
+    width = max(im["width"] for im in images)
+    return cls(cls.Config(**config), n_images=len(images), height=height, width=width)
 
 
 def _check_tensors(model: SpectrogramModel, entries) -> None:

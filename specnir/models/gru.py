@@ -47,6 +47,13 @@ def fourier_features(position: torch.Tensor, n_freqs: int) -> torch.Tensor:
     return torch.cat([torch.sin(angles), torch.cos(angles)], -1)
 
 
+def neighbourhood(column: torch.Tensor, kernel: int) -> torch.Tensor:
+    """``(N, H)`` column → ``(N, H, kernel)`` values around each bin (edges replicated)."""
+    pad = kernel // 2
+    padded = F.pad(column[:, None], (pad, pad), mode="replicate")[:, 0]
+    return padded.unfold(1, kernel, 1)
+
+
 class ColumnGRU(SpectrogramModel):
     """Frequency-shared GRU decoding one time column per step for all images together."""
 
@@ -94,10 +101,8 @@ class ColumnGRU(SpectrogramModel):
         return torch.cat(parts, -1).reshape(w, n * h, -1)
 
     def _neighbourhood(self, column: torch.Tensor) -> torch.Tensor:
-        """``(N, H)`` column → ``(N·H, kernel)`` values around each bin (edges replicated)."""
-        pad = self.config.kernel // 2
-        padded = F.pad(column[:, None], (pad, pad), mode="replicate")[:, 0]
-        return padded.unfold(1, self.config.kernel, 1).reshape(-1, self.config.kernel)
+        """``(N, H)`` column → ``(N·H, kernel)`` values around each bin."""
+        return neighbourhood(column, self.config.kernel).reshape(-1, self.config.kernel)
 
     def _run(self, target: torch.Tensor | None) -> torch.Tensor:
         """Decode all columns; with ``target (N, H, W)`` each step sees the true previous column."""

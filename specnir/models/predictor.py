@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from specnir.models.base import SpectrogramModel
-from specnir.models.gru import fourier_features
+from specnir.models.gru import fourier_features, neighbourhood
 
 # Laplace scales (grey levels) the coder can use: 64 log-spaced values; the decoder rounds to this table.
 SCALE_MIN, SCALE_MAX, SCALE_LEVELS = 0.05, 200.0, 64
@@ -112,17 +112,11 @@ class PredictiveGRU(SpectrogramModel):
         """Quantisation step of the residuals in grey levels, ``2K + 1``."""
         return 2 * self.config.max_error + 1
 
-    def _neighbourhood(self, column: torch.Tensor) -> torch.Tensor:
-        """``(N, H)`` → ``(N, H, kernel)`` values around each bin (edges replicated)."""
-        pad = self.config.kernel // 2
-        padded = F.pad(column[:, None], (pad, pad), mode="replicate")[:, 0]
-        return padded.unfold(1, self.config.kernel, 1)
-
     def step(self, previous: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One column: decoded column x−1 ``(N, H)`` (bin 0 lowest) and state ``(N·H, hidden)`` →
         (predictor coefficients ``(N, H, 3 + context)``: ``a, s, g, c_1..c_C``; the new state)."""
         n, h = previous.shape
-        near = self._neighbourhood(previous)
+        near = neighbourhood(previous, self.config.kernel)
         static = torch.cat(
             [
                 self.freq_features.to(previous.dtype)[None].expand(n, h, -1),

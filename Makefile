@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint clean
+.PHONY: demo test test-fast lint clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,13 @@ $(VENV)/.dev: $(VENV)/.runtime
 demo: $(VENV)/.runtime
 	$(BIN)/specnir fit --arch gru --steps 500 --eval-every 100 -o runs/demo
 
+# Every test (about 3 minutes on 2 cores); CI runs this.
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest -q
+
+# The fast lane: everything but the tests marked slow, under a minute.
+test-fast: $(VENV)/.dev
+	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from specnir.codec import sized_config  # noqa: F401  (re-exported for the scripts)
+from specnir.models import sized_config  # noqa: F401  (re-exported for the scripts)
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -66,9 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.manual_seed(args.seed)
             model = MODELS[arch](cfg, n_images=shape[0], height=shape[1], width=shape[2])
             fit_cfg = FitConfig(
-                arch=arch,
                 steps=args.steps,
-                lr=MODELS[arch].default_lr,
                 eval_every=max(args.steps // 4, 1),
                 grad_weight=args.grad_weight,
             )
@@ -79,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                 "design": design,
                 "config": dataclasses.asdict(cfg),
                 "weights": model.n_weights(),
-                "bpp_at_16_bits": model.n_weights() * 16 / pixels,
+                "estimated_bpp_16_bit_weights": model.n_weights() * 16 / pixels,
                 "steps": args.steps,
                 "seconds": round(time.perf_counter() - start, 1),
                 "psnr": m["psnr"],
@@ -89,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             }
             rows.append(row)
             print(
-                f"{design:<22} {row['weights']:>7,} {row['bpp_at_16_bits']:>6.3f} bpp  "
+                f"{design:<22} {row['weights']:>7,} {row['estimated_bpp_16_bit_weights']:>6.3f} bpp  "
                 f"PSNR {row['psnr']:6.2f}  GMSD {row['gmsd']:.4f}  SSIM {row['ssim']:.3f}  "
                 f"{row['seconds']:>6.1f} s",
                 flush=True,

@@ -22,7 +22,7 @@ from common import ROOT, machine, write_json  # noqa: E402
 
 from specnir.data import load_image_set  # noqa: E402
 from specnir.fit import Callback, FitConfig, fit  # noqa: E402
-from specnir.models import MODELS  # noqa: E402
+from specnir.models import IMAGE_MODELS, MODELS  # noqa: E402
 from specnir.spectrogram import SpecParams  # noqa: E402
 
 THRESHOLDS = (25.0, 30.0, 35.0)
@@ -47,22 +47,21 @@ class Timer(Callback):
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--arch", choices=sorted(MODELS), default="siren")
+    p.add_argument("--arch", choices=IMAGE_MODELS, default="siren")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--eval-every", type=int, default=50)
+    p.add_argument("--devices", nargs="+", choices=("cpu", "cuda"), help="default: cpu, and cuda if present")
     p.add_argument("-o", "--output", default="out/bench/speed")
     args = p.parse_args(argv)
     data = load_image_set([ROOT / "audio"], params=SpecParams())
     n, h, w = data.target.shape
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    devices = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     rows = []
     for device in devices:
         torch.manual_seed(0)
         cls = MODELS[args.arch]
         model = cls(cls.Config(), n_images=n, height=h, width=w)
-        cfg = FitConfig(
-            arch=args.arch, steps=args.steps, lr=cls.default_lr, device=device, eval_every=args.eval_every
-        )
+        cfg = FitConfig(steps=args.steps, device=device, eval_every=args.eval_every)
         timer = Timer()
         fit(model, data, cfg, callbacks=[timer], progress=False)
         step_s = statistics.median(timer.times)

@@ -6,7 +6,7 @@ tests/test_readme.py checks that the README still matches.
 import re
 from pathlib import Path
 
-from specnir.cli import help_reference
+from specnir.cli.parser import help_reference
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 START, END = "<!-- cli-reference:start -->", "<!-- cli-reference:end -->"

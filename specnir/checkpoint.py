@@ -3,7 +3,10 @@
 ``model.pt`` is a ``torch.save`` dict (loaded with ``weights_only=True``)::
 
     format "specnir-checkpoint", version 1, arch, model_config, fit_config, inputs,
-    params (SpecParams), images [{name, width, db_min, db_max, length}], state_dict, metrics
+    params (SpecParams), images [ImageLayout as a dict], state_dict, metrics
+
+Files written before a field left :class:`~specnir.fit.FitConfig` (:data:`RETIRED_FIT`) or a model's config
+(the model's ``upgrade``) still load.
 """
 
 from __future__ import annotations
@@ -13,55 +16,64 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from specnir.data import ImageSet
+from specnir.data import ImageLayout, to_spectrograms
 from specnir.errors import SpecnirError, atomic_path
 from specnir.fit import FitConfig
-from specnir.models import MODELS, SpectrogramModel
+from specnir.models import MODELS, SpectrogramModel, build_model
 from specnir.spectrogram import SpecParams, Spectrogram
 
 FORMAT = "specnir-checkpoint"
 VERSION = 1
+# FitConfig fields that earlier versions saved and that no longer exist (the arch is saved beside it;
+# the Griffin-Lim iterations of logged audio belong to the logger).
+RETIRED_FIT = {"arch", "gl_iters"}
 
 
 @dataclass
 class Checkpoint:
-    model: SpectrogramModel
-    data: ImageSet  # names, parameters and shapes; the target is zeros (the file holds no pixels)
+    arch: str
+    model: SpectrogramModel  # on the CPU, in evaluation mode
+    params: SpecParams
+    images: list[ImageLayout]
     fit_config: FitConfig
     inputs: list[str]
     metrics: dict
 
+    @property
+    def names(self) -> list[str]:
+        return [im.name for im in self.images]
 
-def build_model(arch: str, model_config: dict, *, n_images: int, height: int, width: int) -> SpectrogramModel:
-    cls = MODELS[arch]
-    return cls(cls.Config(**model_config), n_images=n_images, height=height, width=width)
+    def spectrograms(self, values: torch.Tensor) -> list[Spectrogram]:
+        """The model's decode ``(N, H, W)`` as one spectrogram per image."""
+        return to_spectrograms(values, self.images, self.params)
 
 
 def save_checkpoint(
     path: str | os.PathLike,
     *,
+    arch: str,
     model: SpectrogramModel,
+    state_dict: dict | None = None,
     fit_config: FitConfig,
-    data: ImageSet,
-    inputs: list[str],
+    params: SpecParams,
+    images: list[ImageLayout],
+    inputs: list,
     metrics: dict,
 ) -> Path:
+    """Write ``model`` (with ``state_dict`` instead of its own weights, if given) atomically."""
+    state = model.state_dict() if state_dict is None else state_dict
     payload = {
         "format": FORMAT,
         "version": VERSION,
-        "arch": fit_config.arch,
+        "arch": arch,
         "model_config": dataclasses.asdict(model.config),
         "fit_config": dataclasses.asdict(fit_config),
         "inputs": [str(i) for i in inputs],
-        "params": data.params.to_dict(),
-        "images": [
-            {"name": n, "width": w, "db_min": s.db_min, "db_max": s.db_max, "length": s.length}
-            for n, w, s in zip(data.names, data.widths, data.specs, strict=True)
-        ],
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "params": params.to_dict(),
+        "images": [im.to_dict() for im in images],
+        "state_dict": {k: v.detach().cpu() for k, v in state.items()},
         "metrics": metrics,
     }
     path = Path(path)
@@ -85,27 +97,23 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         raise SpecnirError(f"{path}: checkpoint version {payload.get('version')!r} not supported")
     try:
         params = SpecParams.from_dict(payload["params"])
-        images = payload["images"]
-        specs = [
-            Spectrogram(
-                np.zeros((params.n_bins, int(im["width"])), np.float32),
-                params,
-                float(im["db_min"]),
-                float(im["db_max"]),
-                im["length"],
-            )
-            for im in images
-        ]
-        data = ImageSet.from_spectrograms([im["name"] for im in images], specs)
-        data.target.fill_(0.0)
-        _, height, width = data.target.shape
-        if payload["arch"] not in MODELS:
-            raise SpecnirError(f"unknown architecture {payload['arch']!r}")
+        images = [ImageLayout(**im) for im in payload["images"]]
+        arch = payload["arch"]
+        if arch not in MODELS:
+            raise SpecnirError(f"unknown architecture {arch!r}")
+        fit_config = {k: v for k, v in payload["fit_config"].items() if k not in RETIRED_FIT}
+        state = payload["state_dict"]
+        shapes = {name: list(value.shape) for name, value in state.items()}
+        model_config, dropped = MODELS[arch].upgrade(payload["model_config"], shapes)
         model = build_model(
-            payload["arch"], payload["model_config"], n_images=len(specs), height=height, width=width
+            arch,
+            model_config,
+            n_images=len(images),
+            height=params.n_bins,
+            width=max(im.width for im in images),
         )
-        model.load_state_dict(payload["state_dict"])
-        fit_config = FitConfig(**payload["fit_config"])
+        model.load_state_dict({k: v for k, v in state.items() if k not in dropped})
+        fit_config = FitConfig(**fit_config)
     except SpecnirError as exc:
         raise SpecnirError(f"{path}: malformed checkpoint: {exc}") from None
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
@@ -113,4 +121,4 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
             f"{path}: malformed checkpoint ({type(exc).__name__}: {exc})".splitlines()[0]
         ) from None
     model.eval()
-    return Checkpoint(model, data, fit_config, list(payload["inputs"]), payload["metrics"])
+    return Checkpoint(arch, model, params, images, fit_config, list(payload["inputs"]), payload["metrics"])

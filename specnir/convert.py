@@ -53,7 +53,15 @@ def load_spectrogram(path: str | os.PathLike, *, params: SpecParams, **image_opt
     if is_image(path):
         return read_png(path, params=params, **image_options)
     waveform, _ = load_audio(path, sample_rate=params.sample_rate)
-    return audio_to_spectrogram(waveform, params=params)
+    return analyse(path, waveform, params=params)
+
+
+def analyse(path: Path, waveform: np.ndarray, *, params: SpecParams) -> Spectrogram:
+    """:func:`audio_to_spectrogram` of a file's waveform; its errors name the file."""
+    try:
+        return audio_to_spectrogram(waveform, params=params)
+    except SpecnirError as exc:
+        raise SpecnirError(f"{path}: {exc}") from None
 
 
 def roundtrip(
@@ -69,13 +77,13 @@ def roundtrip(
     Returns one dict per file: ``file``, ``frames``, ``max_db_error`` (PNG quantization, dB),
     ``spectral_convergence``, ``lsd_db`` and ``seconds``. With ``outdir`` the PNGs and WAVs stay there.
     """
-    waves = [load_audio(p, sample_rate=params.sample_rate)[0] for p in paths]  # fail before writing
+    waves = [load_audio(p, sample_rate=params.sample_rate)[0] for p in paths]
+    specs = [analyse(p, wave, params=params) for p, wave in zip(paths, waves, strict=True)]  # fail first
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         where = outdir or Path(tmp)
-        for path, wave in zip(paths, waves, strict=True):
+        for path, wave, spec in zip(paths, waves, specs, strict=True):
             start = time.perf_counter()
-            spec = audio_to_spectrogram(wave, params=params)
             png = write_png(where / f"{path.stem}.png", spec, bit_depth=bit_depth)
             back = read_png(png)
             audio = spectrogram_to_audio(back, n_iter=n_iter)

@@ -6,6 +6,7 @@ loss and of every metric; nothing is cropped.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,40 @@ import torch
 from specnir.convert import expand_inputs, load_spectrogram
 from specnir.errors import SpecnirError
 from specnir.spectrogram import SpecParams, Spectrogram
+
+
+@dataclass(frozen=True)
+class ImageLayout:
+    """Where one image of a set sits and how its values map back to dB.
+
+    Attributes:
+        name: the stem of its input file.
+        width: time columns.
+        db_min, db_max: dB of value 0 and value 1.
+        length: samples of the original waveform (``None`` if unknown).
+    """
+
+    name: str
+    width: int
+    db_min: float
+    db_max: float
+    length: int | None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def spectrogram(self, values: np.ndarray, params: SpecParams) -> Spectrogram:
+        """[0, 1] values ``(H, W)`` in image orientation (row 0 = highest frequency) → its spectrogram."""
+        values = np.clip(np.flipud(np.asarray(values, dtype=np.float32)), 0.0, 1.0)
+        db = self.db_min + values * (self.db_max - self.db_min)
+        return Spectrogram(db.astype(np.float32), params, self.db_min, self.db_max, self.length)
+
+
+def to_spectrograms(values, layouts: list[ImageLayout], params: SpecParams) -> list[Spectrogram]:
+    """Decoded ``(N, H, W)`` values (tensor or array, padded) → one :class:`Spectrogram` per image."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().numpy()
+    return [im.spectrogram(values[k, :, : im.width], params) for k, im in enumerate(layouts)]
 
 
 @dataclass
@@ -42,6 +77,13 @@ class ImageSet:
     def widths(self) -> list[int]:
         return [s.db.shape[1] for s in self.specs]
 
+    @property
+    def layouts(self) -> list[ImageLayout]:
+        return [
+            ImageLayout(n, s.db.shape[1], s.db_min, s.db_max, s.length)
+            for n, s in zip(self.names, self.specs, strict=True)
+        ]
+
     @classmethod
     def from_spectrograms(cls, names: list[str], specs: list[Spectrogram]) -> ImageSet:
         if not specs:
@@ -64,11 +106,7 @@ class ImageSet:
 
     def to_spectrograms(self, values: torch.Tensor) -> list[Spectrogram]:
         """Decoded ``(N, H, W)`` values → one :class:`Spectrogram` per image, padding cropped."""
-        values = values.detach().cpu().numpy()
-        return [
-            Spectrogram.from_normalized(np.flipud(values[k, :, :w]), spec)
-            for k, (spec, w) in enumerate(zip(self.specs, self.widths, strict=True))
-        ]
+        return to_spectrograms(values, self.layouts, self.params)
 
     def images(self, values: torch.Tensor) -> list[np.ndarray]:
         """Per-image ``(H, W_k)`` arrays clipped to [0, 1], padding cropped."""

@@ -17,15 +17,36 @@ class SpecnirError(Exception):
     """A problem with the user's input; the message names the file and the problem."""
 
 
+def check_writable(path: str | os.PathLike, *, directory: bool = False) -> Path:
+    """Refuse, before any work, an output that could not be written: ``path`` (a file, or a folder if
+    ``directory``) must be creatable under its nearest existing folder. Creates nothing."""
+    path = Path(path)
+    if path.exists() and path.is_dir() != directory:
+        kind = "a folder" if path.is_dir() else "a file"
+        raise SpecnirError(f"{path}: cannot write there: it is {kind}")
+    parent = path.parent if not directory or not path.exists() else path
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise SpecnirError(f"{path}: cannot write there: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise SpecnirError(f"{path}: cannot write there: no permission to write in {parent}")
+    return path
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
 
-    Nothing half-written is ever left at ``path``: on any exception the temporary file is removed.
+    Nothing half-written is ever left at ``path``: on any exception the temporary file is removed. A
+    folder that cannot be created or written is a :class:`SpecnirError` naming ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    except OSError as exc:
+        raise SpecnirError(f"{path}: cannot write there ({exc.strerror or type(exc).__name__})") from None
     os.close(fd)
     tmp = Path(tmp)
     try:

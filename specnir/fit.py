@@ -1,9 +1,10 @@
 """The one fitting loop for every architecture.
 
 It knows a model only as ``model() -> (N, H, W)`` (the decoder's output) and ``model.loss(target, mask)``
-(by default the masked MSE of that output, plus an optional Sobel-gradient term; a predictive coder's
-bits per pixel). Adam, an optional cosine schedule, evaluation every ``eval_every`` steps, the weights
-with the lowest evaluation loss kept, a tqdm bar, and a clean stop on Ctrl-C. Logging lives in callbacks.
+(the image models' masked MSE, optionally with a Sobel-gradient term; a predictive coder's bits per pixel).
+Adam, an optional cosine schedule, evaluation every ``eval_every`` steps, the weights with the lowest
+evaluation loss kept, a tqdm bar, and a clean stop on Ctrl-C. Logging and saving live in callbacks; the
+loop hands them a :class:`FitState` from which the fit continues exactly as if it had not stopped.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -19,42 +20,49 @@ from torch.nn.utils import parametrize
 from tqdm import tqdm
 
 from specnir.data import ImageSet
-from specnir.metrics import column_error, gmsd, psnr, sobel_magnitude, ssim
+from specnir.metrics import column_error, gmsd, psnr, psnr_from_mse, ssim
 from specnir.models import SpectrogramModel
+
+STATE_EVERY_S = 120.0  # the loop hands out its state at every evaluation and at least this often
 
 
 @dataclass
 class FitConfig:
     """How a model is fitted; saved inside every checkpoint."""
 
-    arch: str = field(default="gru", metadata={"help": "model family", "choices": ("siren", "gru")})
     steps: int = field(default=2000, metadata={"help": "optimiser steps in all"})
-    lr: float = field(default=3e-3, metadata={"help": "Adam learning rate (default: the arch's own)"})
+    lr: float | None = field(default=None, metadata={"help": "Adam learning rate (default: the arch's own)"})
     cosine: bool = field(default=True, metadata={"help": "cosine learning-rate decay to lr/20"})
     seed: int = field(default=0, metadata={"help": "seed of the initial weights"})
     device: str = field(default="cpu", metadata={"help": "cpu or cuda", "choices": ("cpu", "cuda")})
     eval_every: int = field(default=200, metadata={"help": "steps between evaluations"})
     grad_weight: float = field(default=0.0, metadata={"help": "weight of the Sobel-gradient loss"})
-    gl_iters: int = field(default=32, metadata={"help": "Griffin-Lim iterations for logged audio"})
 
 
-def masked_loss(
-    recon: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, *, grad_weight: float = 0.0
-) -> torch.Tensor:
-    """Mean squared error over real pixels, plus ``grad_weight`` × MSE of Sobel gradient magnitudes.
+def learning_rate(config: FitConfig, model: SpectrogramModel) -> float:
+    """``config.lr``, or the model's own default when it is ``None``."""
+    return type(model).default_lr if config.lr is None else config.lr
 
-    Args:
-        recon, target: ``(N, H, W)``.
-        mask: ``(N, 1, W)``, 1 on real columns.
-    """
-    full = mask.expand_as(target)
-    loss = (((recon - target) ** 2) * full).sum() / full.sum()
-    if grad_weight:
-        g_err = (sobel_magnitude(recon) - sobel_magnitude(target)) ** 2
-        inner = full.clone()
-        inner[..., 1:] *= full[..., :-1]  # keep gradients that do not straddle the padding
-        loss = loss + grad_weight * (g_err * inner).sum() / inner.sum()
-    return loss
+
+@dataclass
+class FitState:
+    """Everything a fit needs to continue from ``step`` exactly as if it had not stopped."""
+
+    step: int
+    model: dict  # the weights after ``step`` steps
+    optimizer: dict
+    best_loss: float
+    best_step: int
+    best_model: dict | None  # the weights with the lowest evaluation loss so far
+    rng: torch.Tensor  # torch's CPU generator (a predictive model draws its training noise from it)
+    seconds: float  # fitting time so far, all sessions together
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, state: dict) -> FitState:
+        return cls(**state)
 
 
 def evaluate(data: ImageSet, recon: torch.Tensor) -> dict:
@@ -72,7 +80,7 @@ def evaluate(data: ImageSet, recon: torch.Tensor) -> dict:
         "ssim_per_image": [ssim(t, e) for t, e in zip(truth, est, strict=True)],
     }
     return {
-        "psnr": float(-10 * math.log10(max(sq / n, 1e-20))),
+        "psnr": psnr_from_mse(sq / n),
         "gmsd": float(np.mean(per["gmsd_per_image"])),
         "ssim": float(np.mean(per["ssim_per_image"])),
         **per,
@@ -87,16 +95,26 @@ class Callback:
 
     def on_eval(self, step: int, recon: torch.Tensor, extras: dict, metrics: dict) -> None: ...
 
+    def on_state(self, state: FitState) -> None:
+        """After every evaluation and at least every :data:`STATE_EVERY_S` seconds: save it to resume."""
+
 
 @dataclass
 class FitResult:
     best_step: int
     best_metrics: dict
     last_step: int
-    seconds: float
+    seconds: float  # all sessions together
     interrupted: bool
-    last_state: dict
-    optimizer_state: dict
+    state: FitState  # where the fit stopped
+
+
+def cosine_lr(step: int, *, lr: float, steps: int, cosine: bool) -> float:
+    """The learning rate at ``step``: ``lr``, or a cosine decay from ``lr`` to ``lr / 20`` over ``steps``."""
+    if not cosine:
+        return lr
+    floor = lr / 20
+    return floor + (lr - floor) * 0.5 * (1 + math.cos(math.pi * step / max(steps, 1)))
 
 
 def fit(
@@ -105,92 +123,135 @@ def fit(
     config: FitConfig,
     *,
     callbacks: list[Callback] = (),
-    start_step: int = 0,
-    optimizer_state: dict | None = None,
+    resume: FitState | None = None,
     progress: bool = True,
 ) -> FitResult:
-    """Fit ``model`` to ``data`` from ``start_step`` to ``config.steps``; leaves the best weights loaded."""
-    device = torch.device(config.device)
-    model.to(device)
-    target, mask = data.target.to(device), data.mask.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    if optimizer_state is not None:
-        optimizer.load_state_dict(optimizer_state)
+    """Fit ``model`` to ``data`` up to ``config.steps`` (from ``resume`` if given); leaves the best
+    weights loaded."""
+    if config.grad_weight and model.predictive:
+        raise ValueError("grad_weight applies to image models; a predictive model minimises bits")
+    return _Loop(model, data, config, list(callbacks), progress).run(resume)
 
-    def lr_at(step: int) -> float:
-        if not config.cosine:
-            return config.lr
-        floor = config.lr / 20
-        return floor + (config.lr - floor) * 0.5 * (1 + math.cos(math.pi * step / max(config.steps, 1)))
 
-    best_loss, best_state, best_metrics, best_step = math.inf, None, {}, start_step
-    step, interrupted, start = start_step, False, time.perf_counter()
+class _Loop:
+    """One fit's moving parts: model, optimiser, the best weights so far, the progress bar."""
 
-    def evaluate_now() -> None:
-        nonlocal best_loss, best_state, best_metrics, best_step
+    def __init__(self, model, data: ImageSet, config: FitConfig, callbacks: list, progress: bool) -> None:
+        self.model, self.data, self.config, self.callbacks, self.progress = (
+            model,
+            data,
+            config,
+            callbacks,
+            progress,
+        )
+        self.loss_args = {"grad_weight": config.grad_weight} if config.grad_weight else {}
+        device = torch.device(config.device)
+        model.to(device)
+        self.target, self.mask = data.target.to(device), data.mask.to(device)
+        self.lr = learning_rate(config, model)
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=self.lr)
+        self.best_loss, self.best_state, self.best_metrics, self.best_step = math.inf, None, None, 0
+        self.step, self.before = 0, 0.0
+
+    def resume_from(self, state: FitState) -> None:
+        self.model.load_state_dict(state.model)
+        self.optimizer.load_state_dict(state.optimizer)
+        torch.set_rng_state(state.rng)
+        self.best_loss, self.best_state, self.best_step = state.best_loss, state.best_model, state.best_step
+        self.step, self.before = state.step, state.seconds
+
+    def state(self) -> FitState:
+        return FitState(
+            step=self.step,
+            model=copy.deepcopy(self.model.state_dict()),
+            optimizer=copy.deepcopy(self.optimizer.state_dict()),
+            best_loss=self.best_loss,
+            best_step=self.best_step,
+            best_model=self.best_state,
+            rng=torch.get_rng_state(),
+            seconds=self.before + time.perf_counter() - self.start,
+        )
+
+    def hand_out_state(self) -> None:
+        self.last_state = time.perf_counter()
+        if self.callbacks:
+            state = self.state()
+            for cb in self.callbacks:
+                cb.on_state(state)
+
+    def evaluate(self) -> None:
+        model = self.model
         model.eval()
         with torch.no_grad(), parametrize.cached():
             recon = model()
-            extras = model.diagnostics(target)
-            loss = float(model.loss(target, mask, grad_weight=config.grad_weight))
-        metrics = {"loss": loss, **evaluate(data, recon)}
+            extras = model.diagnostics(self.target)
+            loss = float(model.loss(self.target, self.mask, **self.loss_args))
+        metrics = {"loss": loss, **evaluate(self.data, recon)}
         for name, values in extras.items():
-            extra = evaluate(data, values)
+            extra = evaluate(self.data, values)
             metrics[f"{name}/psnr"], metrics[f"{name}/column_error"] = extra["psnr"], extra["column_error"]
-        if loss < best_loss:
-            best_loss, best_step, best_metrics = loss, step, metrics
-            best_state = copy.deepcopy(model.state_dict())
-        for cb in callbacks:
-            cb.on_eval(step, recon, extras, metrics)
-        best = best_metrics["psnr"]
-        bar.set_postfix(psnr=f"{metrics['psnr']:.2f}", best=f"{best:.2f}")
-        if progress and bar.disable:  # no terminal: one line per evaluation instead of a bar
-            tqdm.write(
-                f"step {step}: loss {loss:.4g}, PSNR {metrics['psnr']:.2f} dB "
-                f"(best {best:.2f} at step {best_step})"
-            )
+        if loss < self.best_loss:
+            self.best_loss, self.best_step, self.best_metrics = loss, self.step, metrics
+            self.best_state = copy.deepcopy(model.state_dict())
+        for cb in self.callbacks:
+            cb.on_eval(self.step, recon, extras, metrics)
+        self.bar.set_postfix(psnr=f"{metrics['psnr']:.2f}")
+        if self.progress and self.bar.disable:  # no terminal: one line per evaluation instead of a bar
+            tqdm.write(f"step {self.step}: loss {loss:.4g}, PSNR {metrics['psnr']:.2f} dB")
         model.train()
 
-    bar = tqdm(
-        total=config.steps,
-        initial=start_step,
-        disable=None if progress else True,  # None: off when stderr is not a terminal
-        unit="step",
-        dynamic_ncols=True,
-        mininterval=0.5,
-    )
-    try:
-        while step < config.steps:
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step)
-            with parametrize.cached():  # straight-through quantised weights: rounded once per step
-                loss = model.loss(target, mask, grad_weight=config.grad_weight)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            bar.update(1)
-            value = float(loss.detach())
-            bar.set_postfix_str(f"loss={value:.3e}")
-            for cb in callbacks:
-                cb.on_step(step, value, optimizer.param_groups[0]["lr"])
-            if step % config.eval_every == 0 or step == config.steps:
-                evaluate_now()
-    except KeyboardInterrupt:
-        interrupted = True
-        bar.write(f"interrupted at step {step}; keeping the best weights so far")
-    finally:
-        bar.close()
-    if best_state is None or (interrupted and step % config.eval_every):
-        evaluate_now()
-    last_state = copy.deepcopy(model.state_dict())
-    model.load_state_dict(best_state)
-    return FitResult(
-        best_step=best_step,
-        best_metrics=best_metrics,
-        last_step=step,
-        seconds=time.perf_counter() - start,
-        interrupted=interrupted,
-        last_state=last_state,
-        optimizer_state=optimizer.state_dict(),
-    )
+    def train_step(self) -> float:
+        config, optimizer = self.config, self.optimizer
+        for group in optimizer.param_groups:
+            group["lr"] = cosine_lr(self.step, lr=self.lr, steps=config.steps, cosine=config.cosine)
+        with parametrize.cached():  # straight-through quantised weights: rounded once per step
+            loss = self.model.loss(self.target, self.mask, **self.loss_args)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        self.step += 1
+        return float(loss.detach())
+
+    def run(self, resume: FitState | None) -> FitResult:
+        config, interrupted = self.config, False
+        if resume is not None:
+            self.resume_from(resume)
+        self.start = self.last_state = time.perf_counter()
+        self.bar = tqdm(
+            total=config.steps,
+            initial=self.step,
+            disable=None if self.progress else True,  # None: off when stderr is not a terminal
+            unit="step",
+            dynamic_ncols=True,
+            mininterval=0.5,
+        )
+        try:
+            while self.step < config.steps:
+                value = self.train_step()
+                self.bar.update(1)
+                self.bar.set_postfix_str(f"loss={value:.3e}")
+                for cb in self.callbacks:
+                    cb.on_step(self.step, value, self.optimizer.param_groups[0]["lr"])
+                if self.step % config.eval_every == 0 or self.step == config.steps:
+                    self.evaluate()
+                    self.hand_out_state()
+                elif time.perf_counter() - self.last_state > STATE_EVERY_S:
+                    self.hand_out_state()
+        except KeyboardInterrupt:
+            interrupted = True
+            self.bar.write(f"interrupted at step {self.step}; keeping the best weights so far")
+        finally:
+            self.bar.close()
+        return self.finish(interrupted)
+
+    def finish(self, interrupted: bool) -> FitResult:
+        if self.best_state is None or (interrupted and self.step % self.config.eval_every):
+            self.evaluate()
+        final = self.state()
+        self.model.load_state_dict(self.best_state)
+        if self.best_metrics is None:  # the best weights date from before a resume: measure them again
+            self.model.eval()
+            with torch.no_grad():
+                self.best_metrics = {"loss": self.best_loss, **evaluate(self.data, self.model())}
+            self.model.train()
+        return FitResult(self.best_step, self.best_metrics, self.step, final.seconds, interrupted, final)

@@ -5,6 +5,8 @@ Image metrics take ``(H, W)`` tensors or arrays with values in [0, 1] (peak 1).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -23,10 +25,18 @@ def mse(reference, estimate) -> float:
     return float(((_t(reference) - _t(estimate)) ** 2).mean())
 
 
+def psnr_from_mse(mse: float, *, peak: float = 1.0) -> float:
+    """Peak signal-to-noise ratio in dB of a mean squared error: ``10 log10(peak² / mse)``; ``inf`` at 0.
+
+    The one PSNR formula of specnir: the fit's metrics (peak 1), the codec's report and the benchmark
+    (8-bit grey levels, peak 255) all call it.
+    """
+    return math.inf if mse == 0 else 10 * math.log10(peak**2 / mse)
+
+
 def psnr(reference, estimate) -> float:
-    """Peak signal-to-noise ratio in dB for images in [0, 1] (peak 1); ``inf`` if identical."""
-    err = mse(reference, estimate)
-    return float("inf") if err == 0 else float(-10.0 * np.log10(err))
+    """PSNR in dB of one image against another, values in [0, 1] (peak 1); ``inf`` if identical."""
+    return psnr_from_mse(mse(reference, estimate))
 
 
 def column_error(reference, estimate) -> np.ndarray:

@@ -1,25 +1,27 @@
 """A fitting run on disk: inputs → fitted model, checkpoint, metrics, reconstructions and TensorBoard.
 
-``RUN_DIR/`` holds ``model.pt`` (best weights), ``resume.pt`` (last weights and optimiser state),
-``metrics.json``, ``recon/<stem>.png`` and ``recon/<stem>.wav``, and ``tb/`` for TensorBoard.
+``RUN_DIR/`` holds ``model.pt`` (best weights), ``resume.pt`` (the loop's :class:`~specnir.fit.FitState`),
+``metrics.json``, ``recon/<stem>.png`` and ``recon/<stem>.wav``, and ``tb/`` for TensorBoard. ``model.pt``
+and ``resume.pt`` are rewritten at every evaluation, so a killed fit continues with ``fit --resume``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from specnir.audio import save_audio
-from specnir.checkpoint import build_model, load_checkpoint, save_checkpoint
-from specnir.data import ImageSet, load_image_set
+from specnir.checkpoint import load_checkpoint, save_checkpoint
+from specnir.data import ImageLayout, ImageSet, load_image_set
 from specnir.errors import SpecnirError, atomic_path
-from specnir.fit import FitConfig, FitResult, fit
+from specnir.fit import Callback, FitConfig, FitResult, FitState, fit
 from specnir.image import write_png
+from specnir.models import arch_of, build_model
 from specnir.spectrogram import SpecParams, Spectrogram, spectrogram_to_audio
 from specnir.tblog import TensorBoardLogger
 
@@ -40,20 +42,13 @@ def write_spectrograms(
     return written
 
 
-def write_reconstruction(
-    outdir: Path, data: ImageSet, recon: torch.Tensor, *, n_iter: int = 64
-) -> list[Path]:
-    """The decode ``(N, H, W)`` of ``data``'s images, written by :func:`write_spectrograms`."""
-    return write_spectrograms(outdir, data.names, data.to_spectrograms(recon), n_iter=n_iter)
-
-
-def _metrics_record(model, data: ImageSet, config: FitConfig, result: FitResult) -> dict:
+def _metrics_record(model, arch: str, data: ImageSet, result: FitResult) -> dict:
     best = result.best_metrics
     pixels = sum(data.widths) * data.target.shape[1]
     record = {
-        "arch": config.arch,
+        "arch": arch,
         "params": model.n_weights(),
-        "bpp_at_16_bits": model.n_weights() * 16 / pixels,
+        "estimated_bpp_16_bit_weights": model.n_weights() * 16 / pixels,
         "steps": result.last_step,
         "best_step": result.best_step,
         "seconds": round(result.seconds, 2),
@@ -66,9 +61,27 @@ def _metrics_record(model, data: ImageSet, config: FitConfig, result: FitResult)
     return record
 
 
-def _save_json(path: Path, record: dict) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(record, indent=2))
+class RunSaver(Callback):
+    """Keeps a run directory resumable: at every state the loop hands out, ``resume.pt`` (the
+    :class:`~specnir.fit.FitState`) and ``model.pt`` (the best weights so far), each written atomically."""
+
+    def __init__(self, run_dir: Path, model, **checkpoint) -> None:
+        self.run_dir, self.model, self.checkpoint = run_dir, model, checkpoint
+
+    def on_state(self, state: FitState) -> None:
+        progress = {"complete": False, "step": state.step, "best_step": state.best_step}
+        save_checkpoint(
+            self.run_dir / "model.pt",
+            model=self.model,
+            state_dict=state.best_model or state.model,
+            metrics=progress,
+            **self.checkpoint,
+        )
+        self.save_resume(state)
+
+    def save_resume(self, state: FitState) -> None:
+        with atomic_path(self.run_dir / "resume.pt") as tmp:
+            torch.save(state.to_dict(), tmp)
 
 
 def run_fit(
@@ -79,60 +92,37 @@ def run_fit(
     params: SpecParams,
     run_dir: str | os.PathLike,
     progress: bool = True,
-    resume_state: dict | None = None,
+    gl_iters: int = 32,
+    resume: FitState | None = None,
 ) -> tuple[dict, torch.Tensor]:
-    """Fit, then write the run directory. Returns ``(metrics record, best decode (N, H, W))``."""
+    """Fit the model that ``model_config`` configures, then write the run directory.
+
+    The run stays resumable while it fits (:class:`RunSaver`); ``gl_iters`` is the Griffin-Lim iterations
+    of the audio logged to TensorBoard. Returns ``(metrics record, best decode (N, H, W))``.
+    """
     run_dir = Path(run_dir)
     data = load_image_set(inputs, params=params)
     if fit_config.device == "cuda" and not torch.cuda.is_available():
-        raise SpecnirError("--device cuda: no CUDA device is available")
+        raise SpecnirError("device cuda: no CUDA device is available")
+    if resume is not None and resume.step >= fit_config.steps:
+        raise SpecnirError(f"{run_dir}: already fitted {resume.step} steps; ask for more steps")
     torch.manual_seed(fit_config.seed)
-    _, height, width = data.target.shape
-    model = build_model(
-        fit_config.arch,
-        dataclasses.asdict(model_config),
-        n_images=len(data.names),
-        height=height,
-        width=width,
-    )
-    start_step, optimizer_state = 0, None
-    if resume_state is not None:
-        model.load_state_dict(resume_state["state_dict"])
-        start_step, optimizer_state = resume_state["step"], resume_state["optimizer"]
-        if start_step >= fit_config.steps:
-            raise SpecnirError(f"{run_dir}: already fitted {start_step} steps; ask for more with --steps")
-    logger = TensorBoardLogger(run_dir / "tb", data, gl_iters=fit_config.gl_iters)
-    result = fit(
-        model,
-        data,
-        fit_config,
-        callbacks=[logger],
-        start_step=start_step,
-        optimizer_state=optimizer_state,
-        progress=progress,
-    )
+    arch = arch_of(model_config)
+    n, height, width = data.target.shape
+    model = build_model(arch, model_config, n_images=n, height=height, width=width)
+    checkpoint = {"arch": arch, "fit_config": fit_config, "params": data.params, "images": data.layouts}
+    checkpoint["inputs"] = inputs
+    logger = TensorBoardLogger(run_dir / "tb", data, gl_iters=gl_iters)
+    saver = RunSaver(run_dir, model, **checkpoint)
+    result = fit(model, data, fit_config, callbacks=[logger, saver], resume=resume, progress=progress)
     model.cpu()
-    record = _metrics_record(model, data, fit_config, result)
-    previous = run_dir / "metrics.json"
-    if resume_state is not None and previous.exists():  # keep the earlier best if it stays better
-        old = json.loads(previous.read_text())
-        if old["psnr"] > record["psnr"]:
-            best = load_checkpoint(run_dir / "model.pt").model
-            model.load_state_dict(best.state_dict())
-            record.update({k: old[k] for k in (*SUMMARY_KEYS, "best_step")})
-        record["seconds"] = round(old["seconds"] + record["seconds"], 2)
+    record = _metrics_record(model, arch, data, result)
     logger.close(
-        {**dataclasses.asdict(fit_config), **dataclasses.asdict(model_config), "weights": record["params"]},
-        {k: record[k] for k in ("psnr", "gmsd", "ssim")},
+        {"arch": arch, **dataclasses.asdict(fit_config), **dataclasses.asdict(model_config)},
+        {"weights": record["params"], **{k: record[k] for k in ("psnr", "gmsd", "ssim")}},
     )
-    save_checkpoint(
-        run_dir / "model.pt", model=model, fit_config=fit_config, data=data, inputs=inputs, metrics=record
-    )
-    with atomic_path(run_dir / "resume.pt") as tmp:
-        torch.save(
-            {"state_dict": result.last_state, "optimizer": result.optimizer_state, "step": result.last_step},
-            tmp,
-        )
+    saver.save_resume(result.state)
+    save_checkpoint(run_dir / "model.pt", model=model, metrics=record, **checkpoint)
     with torch.no_grad():
         recon = model()
     record["recon"] = [str(p) for p in write_reconstruction(run_dir / "recon", data, recon)]
@@ -140,24 +130,53 @@ def run_fit(
     return record, recon
 
 
+def _save_json(path: Path, record: dict) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(record, indent=2))
+
+
+def write_reconstruction(
+    outdir: Path, data: ImageSet, recon: torch.Tensor, *, n_iter: int = 64
+) -> list[Path]:
+    """The decode ``(N, H, W)`` of ``data``'s images, written by :func:`write_spectrograms`."""
+    return write_spectrograms(outdir, data.names, data.to_spectrograms(recon), n_iter=n_iter)
+
+
+def load_resume_state(path: Path) -> FitState:
+    """The state in a run's ``resume.pt`` (also the ``{state_dict, optimizer, step}`` of older runs)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if "state_dict" in state:  # written before FitState: no best weights, no generator state
+            return FitState(
+                state["step"],
+                state["state_dict"],
+                state["optimizer"],
+                math.inf,
+                0,
+                None,
+                torch.get_rng_state(),
+                0.0,
+            )
+        return FitState.from_dict(state)
+    except Exception as exc:
+        raise SpecnirError(f"{path}: cannot resume ({type(exc).__name__})") from None
+
+
 def resume_fit(run_dir: str | os.PathLike, *, steps: int | None = None, progress: bool = True):
-    """Continue the run in ``run_dir`` to ``steps`` (default: its original step count)."""
+    """Continue the run in ``run_dir`` to ``steps`` (default: its original step count), from the last
+    state it saved: after a Ctrl-C, a finished run, or a killed process alike."""
     run_dir = Path(run_dir)
     ckpt = load_checkpoint(run_dir / "model.pt")
-    resume_path = run_dir / "resume.pt"
-    try:
-        state = torch.load(resume_path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise SpecnirError(f"{resume_path}: cannot resume ({type(exc).__name__})") from None
+    state = load_resume_state(run_dir / "resume.pt")
     fit_config = dataclasses.replace(ckpt.fit_config, steps=steps or ckpt.fit_config.steps)
     return run_fit(
         ckpt.inputs,
         fit_config=fit_config,
         model_config=ckpt.model.config,
-        params=ckpt.data.params,
+        params=ckpt.params,
         run_dir=run_dir,
         progress=progress,
-        resume_state=state,
+        resume=state,
     )
 
 
@@ -175,31 +194,30 @@ def reconstruct(
     with torch.no_grad():
         if time_scale == 1.0 and freq_scale == 1.0:
             values = ckpt.model()
-            return write_reconstruction(outdir, ckpt.data, values, n_iter=n_iter), values
+            return write_spectrograms(outdir, ckpt.names, ckpt.spectrograms(values), n_iter=n_iter), values
         if not hasattr(ckpt.model, "render_scaled"):
             raise SpecnirError(f"{checkpoint}: only a siren renders at other resolutions")
         values = ckpt.model.render_scaled(time_scale=time_scale, freq_scale=freq_scale)
-    specs = _scaled_spectrograms(ckpt.data, values, time_scale, freq_scale)
-    return write_spectrograms(outdir, ckpt.data.names, specs, n_iter=n_iter), values
+    specs = _scaled_spectrograms(ckpt.params, ckpt.images, values, time_scale, freq_scale)
+    return write_spectrograms(outdir, ckpt.names, specs, n_iter=n_iter), values
 
 
-def _scaled_spectrograms(data: ImageSet, values: torch.Tensor, ts: float, fs: float) -> list[Spectrogram]:
+def _scaled_spectrograms(
+    params: SpecParams, images: list[ImageLayout], values: torch.Tensor, ts: float, fs: float
+) -> list[Spectrogram]:
     """Rescaled renders as spectrograms of their own: hop_length / ts samples, n_mels × fs bands."""
-    params = data.params
     hop = params.hop_length / ts
     if abs(hop - round(hop)) > 1e-9 or hop < 1:
-        raise SpecnirError(f"--time-scale {ts} must divide hop_length {params.hop_length} into whole samples")
+        raise SpecnirError(f"time scale {ts} must divide hop_length {params.hop_length} into whole samples")
     if fs != 1.0 and params.scale != "mel":
-        raise SpecnirError("--freq-scale needs a mel spectrogram (a linear STFT has n_fft // 2 + 1 rows)")
+        raise SpecnirError(
+            "a frequency scale needs a mel spectrogram (a linear STFT has n_fft // 2 + 1 rows)"
+        )
     new_params = dataclasses.replace(params, hop_length=int(round(hop)), n_mels=values.shape[1])
     values = values.clamp(0, 1).cpu().numpy()
     specs = []
-    for k, spec in enumerate(data.specs):
+    for k, im in enumerate(images):
         # As many frames as the new hop gives the original samples (centred STFT: 1 + length // hop).
-        w = 1 + spec.length // new_params.hop_length if spec.length else int(round(data.widths[k] * ts))
-        w = min(w, values.shape[2])
-        db = spec.db_min + np.flipud(values[k, :, :w]) * (spec.db_max - spec.db_min)
-        specs.append(
-            dataclasses.replace(spec, db=np.ascontiguousarray(db, dtype=np.float32), params=new_params)
-        )
+        w = 1 + im.length // new_params.hop_length if im.length else int(round(im.width * ts))
+        specs.append(im.spectrogram(values[k, :, : min(w, values.shape[2])], new_params))
     return specs

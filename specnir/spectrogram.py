@@ -140,13 +140,6 @@ class Spectrogram:
         """Values in [0, 1]: ``(db - db_min) / (db_max - db_min)``, shape ``(n_bins, n_frames)``."""
         return ((self.db - self.db_min) / (self.db_max - self.db_min)).astype(np.float32)
 
-    @classmethod
-    def from_normalized(cls, values: np.ndarray, like: Spectrogram) -> Spectrogram:
-        """A spectrogram with ``like``'s parameters from [0, 1] values ``(n_bins, n_frames)``."""
-        values = np.clip(np.asarray(values, dtype=np.float32), 0.0, 1.0)
-        db = like.db_min + values * (like.db_max - like.db_min)
-        return cls(db.astype(np.float32), like.params, like.db_min, like.db_max, like.length)
-
 
 def _window(params: SpecParams) -> torch.Tensor:
     return WINDOWS[params.window](params.win_length, dtype=torch.float64)
@@ -193,6 +186,11 @@ def audio_to_spectrogram(waveform: np.ndarray, *, params: SpecParams) -> Spectro
     waveform = np.asarray(waveform)
     if waveform.ndim != 1 or waveform.size == 0:
         raise SpecnirError("waveform must be a non-empty 1-D array")
+    if waveform.size <= params.n_fft // 2:  # the centred STFT pads n_fft // 2 samples by reflection
+        raise SpecnirError(
+            f"audio too short: {waveform.size} samples at {params.sample_rate} Hz, and n_fft {params.n_fft} "
+            f"needs more than {params.n_fft // 2}"
+        )
     power = stft_power(waveform, params=params)
     if params.scale == "mel":
         power = mel_basis(params) @ power

@@ -19,8 +19,8 @@ def test_examples_are_there():
 def test_example_decodes_bundled_clips(path):
     assert path.stat().st_size < 1_000_000
     ckpt = load_checkpoint(path)
-    data = load_image_set([ROOT / "audio"], params=ckpt.data.params)
-    assert data.names == ckpt.data.names and data.widths == ckpt.data.widths
+    data = load_image_set([ROOT / "audio"], params=ckpt.params)
+    assert data.layouts == ckpt.images
     with torch.no_grad():
         metrics = evaluate(data, ckpt.model())
     assert metrics["psnr"] == pytest.approx(ckpt.metrics["psnr"], abs=1e-3)

@@ -117,3 +117,92 @@ def test_unknown_colormap_and_missing_metadata(tmp_path, chirp_wav, capsys):
     assert code == 2 and "unknown colormap 'jet'" in err and err.count("\n") == 1
     code, _, err = run(["info", tmp_path / "rgb.png"], capsys)
     assert code == 2 and "rgb.png" in err and "no specnir metadata" in err
+
+
+# --- inputs that are too short, outputs that cannot be written, no bundled clips -------------------------
+
+
+@pytest.fixture
+def short_wavs(tmp_path):
+    """Clips of 478 and 100 samples: shorter than half of n_fft 1024 (the STFT's reflect padding)."""
+    paths = []
+    for n in (478, 100):
+        path = tmp_path / f"short{n}.wav"
+        sf.write(path, 0.3 * np.sin(np.arange(n) / 3.0).astype(np.float32), 16000)
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.parametrize("n", [0, 1])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["audio2img", "{wav}", "-o", "{out}"],
+        ["roundtrip", "{wav}", "-o", "{out}"],
+        ["compress", "{wav}", "-o", "{out}/set.snir", "--steps", "2"],
+        ["fit", "{wav}", "-o", "{out}", "--steps", "2"],
+        ["bench", "rd", "{wav}", "-o", "{out}", "--steps", "2"],
+    ],
+    ids=lambda c: c[0] if isinstance(c, list) else c,
+)
+def test_too_short_audio_is_one_line_and_writes_nothing(tmp_path, short_wavs, capsys, command, n):
+    wav, out = short_wavs[n], tmp_path / "out"
+    code, _, err = run([a.format(wav=wav, out=out) for a in command], capsys)
+    assert code == 2, err
+    assert err.count("\n") == 1 and err.startswith(f"specnir: error: {wav}: audio too short:")
+    assert "samples at 16000 Hz" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["audio2img", "{wav}", "-o", "{blocked}/img"],
+        ["img2audio", "{png}", "-o", "{blocked}/wav"],
+        ["roundtrip", "{wav}", "-o", "{blocked}/rt"],
+        ["compress", "{wav}", "-o", "{blocked}/set.snir", "--steps", "2"],
+        ["compress", "{wav}", "-o", "{folder}", "--steps", "2"],
+        ["decompress", "{snir}", "-o", "{blocked}/d"],
+        ["fit", "{wav}", "-o", "{blocked}/run", "--steps", "2"],
+        ["reconstruct", "{ckpt}", "-o", "{blocked}/r"],
+        ["bench", "rd", "{wav}", "-o", "{blocked}/b", "--steps", "2"],
+    ],
+    ids=lambda c: " ".join(c[:1] + c[-1:]),
+)
+def test_output_that_cannot_be_written_is_one_line_before_any_work(tmp_path, chirp_wav, capsys, command):
+    from conftest import ROOT
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    folder = tmp_path / "folder.snir"
+    folder.mkdir()
+    png = tmp_path / "chirp.png"
+    assert main(["audio2img", str(chirp_wav), "-o", str(tmp_path)]) == 0
+    capsys.readouterr()
+    names = {
+        "wav": chirp_wav,
+        "png": png,
+        "blocked": blocked,
+        "folder": folder,
+        "snir": ROOT / "tests" / "fixtures" / "v1" / "siren-model.snir",
+        "ckpt": ROOT / "checkpoints" / "siren-alsa5.pt",
+    }
+    before = sorted(tmp_path.rglob("*"))
+    code, _, err = run([a.format(**names) for a in command], capsys)
+    assert code == 2, err
+    assert err.count("\n") == 1 and "cannot write there" in err and "Traceback" not in err, err
+    assert sorted(tmp_path.rglob("*")) == before  # nothing written
+
+
+@pytest.mark.parametrize(
+    "command", [["fit"], ["compress", "-o", "{out}/set.snir"], ["bench", "rd", "-o", "{out}"]]
+)
+def test_no_input_and_no_bundled_clips_is_a_clear_error(tmp_path, capsys, monkeypatch, command):
+    from specnir.cli import commands
+
+    monkeypatch.setattr(commands, "BUNDLED_AUDIO", tmp_path / "not-installed" / "audio")
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run([a.format(out=tmp_path / "out") for a in command], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "no INPUT given" in err and "not with the installed package" in err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "runs").exists()

@@ -37,6 +37,7 @@ def test_siren_fits_tiny_set(tmp_path, tiny_wavs):
     assert all((run / "recon" / f"tiny{k}.wav").stat().st_size > 44 for k in range(5))
 
 
+@pytest.mark.slow
 # Measured 2026-11-24: gru (hidden 12, 16 sine features, lr 2e-2) decoding free-running reaches 35.5 dB
 # in 150 steps (28.2 dB without the sine features).
 def test_gru_fits_tiny_set_free_running(tmp_path, tiny_wavs):
@@ -54,6 +55,7 @@ def test_gru_fits_tiny_set_free_running(tmp_path, tiny_wavs):
         assert torch.equal(ckpt.model(), values)
 
 
+@pytest.mark.slow
 def test_runs_are_reproducible(tmp_path, tiny_wavs):
     _, a = fit(tmp_path / "a", tiny_wavs, "siren", 20, "--width", "8")
     _, b = fit(tmp_path / "b", tiny_wavs, "siren", 20, "--width", "8")
@@ -73,6 +75,7 @@ def test_tensorboard_has_column_error_figure_and_audio(tmp_path, tiny_wavs):
     assert audio.sample_rate == 8000
 
 
+@pytest.mark.slow
 def test_resume_continues(tmp_path, tiny_wavs):
     run, first = fit(tmp_path, tiny_wavs, "siren", 40, "--width", "16")
     assert main(["fit", "--resume", str(run), "--steps", "120", "--quiet"]) == 0
@@ -170,7 +173,7 @@ def test_ctrl_c_stops_cleanly_with_the_best_weights(tiny_wavs):
     result = fit_loop(
         model,
         data,
-        FitConfig(arch="siren", steps=100, eval_every=10),
+        FitConfig(steps=100, eval_every=10),
         callbacks=[Interrupt()],
         progress=False,
     )
@@ -191,6 +194,6 @@ def test_cuda_fit_matches_cpu(tiny_wavs, arch):
     for device in ("cpu", "cuda"):
         torch.manual_seed(0)
         model = MODELS[arch](MODELS[arch].Config(), n_images=5, height=16, width=24)
-        cfg = FitConfig(arch=arch, steps=50, lr=MODELS[arch].default_lr, device=device, eval_every=50)
+        cfg = FitConfig(steps=50, device=device, eval_every=50)
         results[device] = fit_loop(model, data, cfg, progress=False).best_metrics["psnr"]
     assert results["cuda"] == pytest.approx(results["cpu"], abs=0.5)

@@ -3,15 +3,29 @@ import math
 import pytest
 import torch
 
-from specnir.models import MODELS, ColumnGRU, GRUConfig, Siren, SirenConfig
+from specnir.models import IMAGE_MODELS, MODELS, ColumnGRU, GRUConfig, Siren, SirenConfig, sized_config
 from specnir.models.siren import siren_grid
 
 
 def test_registry():
-    assert set(MODELS) == {"siren", "gru"}
-    for cls in MODELS.values():
-        model = cls(cls.Config(), n_images=2, height=8, width=6)
+    assert set(MODELS) == {"siren", "gru", "predictor"}
+    assert IMAGE_MODELS == ("siren", "gru")  # the predictor needs decoded pixels to predict from
+    for name in IMAGE_MODELS:
+        model = MODELS[name](MODELS[name].Config(), n_images=2, height=8, width=6)
         assert model().shape == (2, 8, 6)
+    predictor = MODELS["predictor"](MODELS["predictor"].Config(), n_images=2, height=8, width=6)
+    target = torch.rand(2, 8, 6)
+    predictor.bind(target)
+    assert predictor().shape == (2, 8, 6)
+    assert predictor.loss(target, torch.ones(2, 1, 6)).ndim == 0
+
+
+@pytest.mark.parametrize("arch", ["siren", "gru", "predictor"])
+def test_sized_config_lands_near_the_target(arch):
+    cls = MODELS[arch]
+    for target in (1000, 4000):
+        model = cls(sized_config(arch, target, (5, 16, 24)), n_images=5, height=16, width=24)
+        assert abs(model.n_weights() - target) < 0.25 * target
 
 
 def test_siren_coordinates_are_normalised_per_axis():

@@ -4,7 +4,7 @@ import re
 
 from conftest import ROOT
 
-from specnir.cli import help_reference
+from specnir.cli.parser import help_reference
 
 
 def test_cli_reference_matches_help():

@@ -7,6 +7,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from specnir.models.loss import masked_loss
+
 
 class SpectrogramModel(nn.Module):
     """A neural representation of ``n_images`` spectrogram images of ``height`` rows.
@@ -14,10 +16,32 @@ class SpectrogramModel(nn.Module):
     ``forward()`` returns what the decoder produces, ``(n_images, height, width)`` values that approximate
     the [0, 1] images; training optimises exactly this output. Images narrower than ``width`` are decoded
     to ``width`` and cropped afterwards.
+
+    Class attributes: ``Config`` (the dataclass of its hyper-parameters), ``default_lr`` (Adam's learning
+    rate when a fit does not set one), ``size_knob`` (the config field that sizes it, for
+    :func:`specnir.models.sized_config`) and ``predictive`` (true for a model that predicts from decoded
+    pixels instead of decoding from its weights alone; it minimises bits, not MSE).
     """
 
     Config: ClassVar[type]
     default_lr: ClassVar[float] = 1e-3
+    size_knob: ClassVar[str] = "hidden"
+    predictive: ClassVar[bool] = False
+    # Config fields that older files may hold, with the one value at which they may be dropped, and
+    # parameters that older files may hold (always empty): see :meth:`upgrade`.
+    retired_config: ClassVar[dict] = {}
+    retired_tensors: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def upgrade(cls, config: dict, tensors: dict[str, list[int]]) -> tuple[dict, set[str]]:
+        """An older file's config with retired fields dropped, and the names of its retired (empty)
+        tensors to ignore. A retired field at another value raises ``ValueError``."""
+        for key, value in cls.retired_config.items():
+            if key in config and config[key] != value:
+                raise ValueError(f"{key}={config[key]!r} is no longer supported (only {value!r})")
+        config = {k: v for k, v in config.items() if k not in cls.retired_config}
+        dropped = {n for n in cls.retired_tensors if isinstance(tensors.get(n), list) and 0 in tensors[n]}
+        return config, dropped
 
     def __init__(self, config, *, n_images: int, height: int, width: int) -> None:
         super().__init__()
@@ -25,10 +49,8 @@ class SpectrogramModel(nn.Module):
         self.n_images, self.height, self.width = n_images, height, width
 
     def loss(self, target: torch.Tensor, mask: torch.Tensor, *, grad_weight: float = 0.0) -> torch.Tensor:
-        """What the fitting loop minimises; by default the masked MSE of :meth:`forward` (``(N, H, W)``
-        target, ``(N, 1, W)`` mask). A predictive coder returns its bits per pixel instead."""
-        from specnir.fit import masked_loss
-
+        """What the fitting loop minimises: the masked MSE of :meth:`forward` (``(N, H, W)`` target,
+        ``(N, 1, W)`` mask) plus ``grad_weight`` × the Sobel-gradient MSE."""
         return masked_loss(self(), target, mask, grad_weight=grad_weight)
 
     def diagnostics(self, target: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -6,8 +6,6 @@ state. At time step x, bin f of image k sees
 - the ``kernel`` bins around f of its own decoded column x−1 (the decoder's output, never the truth),
 - fixed Fourier features of its frequency position and of the time position x (no weights),
 - a learned embedding of image k (``embed`` numbers per image),
-- optionally (``latent``) a learned code of column x of image k, shared by its bins: a few numbers per
-  column that tell the decoder what it cannot predict (they cost weights in proportion to duration),
 - optionally (``sine``) learned SIREN features ``sin(w0 · (A [t, f, e_k] + b))`` of its time, frequency and
   image embedding, which let it place detail more finely than the fixed Fourier features.
 
@@ -35,7 +33,6 @@ class GRUConfig:
     embed: int = field(default=4, metadata={"help": "per-image embedding size"})
     time_freqs: int = field(default=6, metadata={"help": "Fourier frequencies of the time position"})
     freq_freqs: int = field(default=4, metadata={"help": "Fourier frequencies of the bin position"})
-    latent: int = field(default=0, metadata={"help": "learned code numbers per image per column"})
     sine: int = field(default=16, metadata={"help": "learned sine features of (time, frequency, image)"})
     w0: float = field(default=30.0, metadata={"help": "frequency factor of the sine features"})
 
@@ -59,19 +56,21 @@ class ColumnGRU(SpectrogramModel):
 
     default_lr = 2e-2
     Config = GRUConfig
+    # Files of version 1 may hold the per-column codes that were removed (always 0 of them).
+    retired_config = {"latent": 0}
+    retired_tensors = ("latents",)
 
     def __init__(self, config: GRUConfig, *, n_images: int, height: int, width: int) -> None:
         super().__init__(config, n_images=n_images, height=height, width=width)
         if config.kernel < 1 or config.kernel % 2 == 0:
             raise ValueError("kernel must be odd and positive")
-        n_static = 2 * config.time_freqs + 2 * config.freq_freqs + config.embed + config.latent + config.sine
+        n_static = 2 * config.time_freqs + 2 * config.freq_freqs + config.embed + config.sine
         n_in = config.kernel + n_static
         self.cell = nn.GRUCell(n_in, config.hidden)
         self.embedding = nn.Parameter(0.1 * torch.randn(n_images, config.embed))
         self.sine = nn.Linear(2 + config.embed, config.sine) if config.sine else None
         if self.sine is not None:  # SIREN's first-layer initialisation
             nn.init.uniform_(self.sine.weight, -1 / (2 + config.embed), 1 / (2 + config.embed))
-        self.latents = nn.Parameter(0.1 * torch.randn(width, n_images, config.latent))
         self.out = nn.Linear(config.hidden, 1)
         nn.init.zeros_(self.out.weight)
         nn.init.constant_(self.out.bias, 0.3)
@@ -92,8 +91,7 @@ class ColumnGRU(SpectrogramModel):
         freq = self.freq_features[None, None].expand(w, n, h, -1)
         time = self.time_features[:, None, None].expand(w, n, h, -1)
         emb = self.embedding[None, :, None].expand(w, n, h, -1)
-        code = self.latents[:, :, None].expand(w, n, h, -1)
-        parts = [freq, time, emb, code]
+        parts = [freq, time, emb]
         if self.sine is not None:
             f = torch.linspace(-1, 1, h, device=emb.device)[None, None, :, None].expand(w, n, h, 1)
             t = torch.linspace(-1, 1, w, device=emb.device)[:, None, None, None].expand(w, n, h, 1)

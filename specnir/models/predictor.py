@@ -14,16 +14,21 @@ range-coded with that Laplace; decoded pixels are then within ``K`` grey levels 
 is lossless). Training minimises the same rate (bits per pixel) on the true images, with the decoder's
 own error (uniform in ``[−K, K]``) added to the context, so the weights learn what the decoder sees.
 
-The sequential per-bin loop that coding needs is :func:`specnir.codec` 's; this module gives it
-:meth:`PredictiveGRU.step` and :meth:`PredictiveGRU.mean_and_scale` and trains the same formulas in
-parallel.
+Every formula of that arithmetic is written once, here, as a function of arrays of any shape:
+:func:`predicted_mean`, :func:`prediction_error`, :func:`log_scale`, :func:`grey_level` and
+:func:`scale_index`. Training applies them to whole ``(N, H, W)`` torch tensors at once
+(:meth:`PredictiveGRU.predict`); the sequential coder (:mod:`specnir.codec.residual`) applies them to one bin
+of every image at a time, as float64 numpy arrays, and both compute the same numbers (a test checks that
+the rounded predictions and scale indices are identical).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -34,6 +39,44 @@ from specnir.models.gru import fourier_features, neighbourhood
 # Laplace scales (grey levels) the coder can use: 64 log-spaced values; the decoder rounds to this table.
 SCALE_MIN, SCALE_MAX, SCALE_LEVELS = 0.05, 200.0, 64
 LOG_SCALE_STEP = math.log(SCALE_MAX / SCALE_MIN) / (SCALE_LEVELS - 1)
+SCALE_TABLE = SCALE_MIN * np.exp(np.arange(SCALE_LEVELS) * LOG_SCALE_STEP)  # (SCALE_LEVELS,) float64
+# Coefficients per bin: a (base value), s (log-scale), g (gain), then c_1 .. c_C.
+A, S, G, C0 = 0, 1, 2, 3
+
+
+def _log1p(values):
+    return torch.log1p(values) if isinstance(values, torch.Tensor) else np.log1p(values)
+
+
+def predicted_mean(coefs, changes_below: Iterable):
+    """``a + Σ_j c_j · Δ_j``: the prediction (normalised) from coefficients ``(..., 3 + C)`` and the
+    changes ``Δ_j = d[f−j, x] − d[f−j, x−1]`` of the ``C`` decoded bins below, each ``(...)``.
+
+    Like every formula here it takes torch tensors (training) or numpy arrays (the coder) alike."""
+    return coefs[..., A] + sum(coefs[..., C0 + j] * change for j, change in enumerate(changes_below))
+
+
+def prediction_error(decoded, mean):
+    """``|d − mean|`` in grey levels, what the scale of the bins above adapts to."""
+    return abs(decoded - mean) * 255
+
+
+def log_scale(coefs, error_1, error_2):
+    """``log b = s + g · log1p(recent)``, ``recent`` the mean prediction error (grey levels) of the two
+    bins below (``error_1`` at f−1, ``error_2`` at f−2)."""
+    recent = 0.5 * (error_1 + error_2)
+    return coefs[..., S] + coefs[..., G] * _log1p(recent)
+
+
+def grey_level(mean):
+    """The coded prediction: ``mean`` in grey levels rounded to 1/16 (exact in binary)."""
+    return (mean * 255 * 16).round() / 16
+
+
+def scale_index(log_b):
+    """The entry of :data:`SCALE_TABLE` that the coder uses for ``log b`` (integers, same shape)."""
+    index = ((log_b - math.log(SCALE_MIN)) / LOG_SCALE_STEP).round().clip(0, SCALE_LEVELS - 1)
+    return index.to(torch.int64) if isinstance(index, torch.Tensor) else index.astype(np.int64)
 
 
 @dataclass
@@ -87,6 +130,7 @@ class PredictiveGRU(SpectrogramModel):
 
     default_lr = 1e-2
     Config = PredictorConfig
+    predictive = True
 
     def __init__(self, config: PredictorConfig, *, n_images: int, height: int, width: int) -> None:
         super().__init__(config, n_images=n_images, height=height, width=width)
@@ -141,19 +185,21 @@ class PredictiveGRU(SpectrogramModel):
             previous = decoded[:, :, x]
         return torch.stack(out, 2)
 
-    def mean_and_scale(self, coefs: torch.Tensor, decoded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Prediction (normalised) and Laplace scale (grey levels) of every pixel, all at once.
+    def predict(self, coefs: torch.Tensor, decoded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prediction (normalised) and ``log b`` of every pixel, all at once.
 
-        ``coefs (N, H, W, 3 + C)``, ``decoded (N, H, W)`` → two ``(N, H, W)``. Bin f uses only decoded
-        bins below it in its own column, so the sequential decoder computes the same numbers.
+        ``coefs (N, H, W, 3 + C)``, ``decoded (N, H, W)`` (bin 0 lowest) → two ``(N, H, W)``. Bin f uses
+        only decoded bins below it in its own column, so the sequential decoder computes the same numbers.
         """
-        a, s, g, c = coefs[..., 0], coefs[..., 1], coefs[..., 2], coefs[..., 3:]
         change = decoded - F.pad(decoded, (1, 0))[..., :-1]  # d[f, x] − d[f, x−1]
-        mean = a + sum(c[..., j - 1] * shift_up(change, j) for j in range(1, self.config.context + 1))
-        err = (decoded - mean).abs() * 255
-        recent = 0.5 * (shift_up(err, 1) + shift_up(err, 2))
-        log_b = (s + g * torch.log1p(recent)).clamp(math.log(SCALE_MIN), math.log(SCALE_MAX))
-        return mean, torch.exp(log_b)
+        mean = predicted_mean(coefs, (shift_up(change, j) for j in range(1, self.config.context + 1)))
+        err = prediction_error(decoded, mean)
+        return mean, log_scale(coefs, shift_up(err, 1), shift_up(err, 2))
+
+    def mean_and_scale(self, coefs: torch.Tensor, decoded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`predict` with the scale as a Laplace scale in grey levels (clamped to the table's range)."""
+        mean, log_b = self.predict(coefs, decoded)
+        return mean, torch.exp(log_b.clamp(math.log(SCALE_MIN), math.log(SCALE_MAX)))
 
     def bits(self, target: torch.Tensor, mask: torch.Tensor, *, noisy: bool) -> torch.Tensor:
         """Bits per real pixel to code ``target (N, H, W)`` (image orientation, 8-bit values / 255)."""
@@ -171,7 +217,8 @@ class PredictiveGRU(SpectrogramModel):
         )
         return (nll * full).sum() / full.sum()
 
-    def loss(self, target: torch.Tensor, mask: torch.Tensor, *, grad_weight: float = 0.0) -> torch.Tensor:
+    def loss(self, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Bits per pixel (with the decoder's error simulated while training)."""
         return self.bits(target, mask, noisy=self.training)
 
     def bind(self, target: torch.Tensor) -> None:

@@ -71,6 +71,7 @@ class Siren(SpectrogramModel):
     """SIREN MLP over pixel coordinates, ``depth`` sine layers of ``width`` units, linear output."""
 
     default_lr = 2e-3
+    size_knob = "width"
     Config = SirenConfig
 
     def __init__(self, config: SirenConfig, *, n_images: int, height: int, width: int) -> None:

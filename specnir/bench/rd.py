@@ -14,9 +14,6 @@ import io
 import json
 import math
 import platform
-import shutil
-import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,10 +22,11 @@ import imagecodecs
 import numpy as np
 import torch
 
-from specnir.codec import MAX_ERROR, compress, eight_bit
-from specnir.data import ImageSet, load_image_set
+from specnir.codec import DEFAULT_STEPS, MODES, compress, eight_bit
+from specnir.data import load_image_set
 from specnir.errors import SpecnirError, atomic_path
-from specnir.spectrogram import SpecParams, Spectrogram, spectrogram_to_audio
+from specnir.metrics import psnr_from_mse
+from specnir.spectrogram import SpecParams
 
 BD_RANGE = (30.0, 45.0)
 LOSSY_ANCHORS = ("jpegxl", "avif", "webp")
@@ -81,8 +79,7 @@ def distortion(truth: list[np.ndarray], decoded: list[np.ndarray]) -> tuple[floa
     for t, d in zip(truth, decoded, strict=True):
         err = d.astype(np.int64) - t.astype(np.int64)
         sq, n, worst = sq + float((err**2).sum()), n + err.size, max(worst, int(np.abs(err).max()))
-    mse = sq / n
-    return (10 * math.log10(255**2 / mse) if mse > 0 else math.inf), worst
+    return psnr_from_mse(sq / n, peak=255), worst
 
 
 def run_classical(images: list[np.ndarray]) -> list[dict]:
@@ -163,7 +160,8 @@ def bd_table(rows: list[dict]) -> dict:
     return {"anchor": anchor, "range_db": [lo, hi], "bd_rate_percent": table}
 
 
-METHODS = ("gru-residual", "siren-model", "gru-model")
+# ARCH-MODE for every mode and the architectures it codes with: siren-model, gru-model, gru-residual.
+METHODS = tuple(f"{arch}-{name}" for name, mode in MODES.items() for arch in mode.archs)
 
 
 def parse_method(text: str, qualities: list[int]) -> tuple[str, list[int]]:
@@ -178,24 +176,26 @@ def parse_method(text: str, qualities: list[int]) -> tuple[str, list[int]]:
 
 
 def run_specnir(
-    inputs, methods: list[str], qualities: list[int], *, steps: int, params, progress
+    inputs, methods: list[str], qualities: list[int], *, steps: int, params, progress, on_row=None
 ) -> list[dict]:
-    """Compress the set with every method and quality; one row each (with the decode, for audio)."""
+    """Compress the set with every method and quality; one row each (with the decode, for audio).
+
+    ``on_row(row)`` is called as each row is done (the CLI prints it: these take minutes)."""
     rows = []
     for text in methods:
         method, method_qualities = parse_method(text, qualities)
-        arch, mode = method.split("-")
+        arch, mode = method.split("-", 1)
         for q in method_qualities:
             start = time.perf_counter()
             result = compress(
                 inputs, arch=arch, mode=mode, quality=q, steps=steps, params=params, progress=progress
             )
             r = result.report
+            bound = result.decoded.header["model_config"].get("max_error")
             rows.append(
                 {
                     "method": f"specnir-{method}",
-                    "setting": f"quality={q}"
-                    + (f" (max error {MAX_ERROR[q]})" if mode == "residual" else ""),
+                    "setting": f"quality={q}" + (f" (max error {bound})" if bound is not None else ""),
                     "bytes": r["bytes"],
                     "bpp": r["bpp"],
                     "psnr": r["psnr"],
@@ -207,97 +207,9 @@ def run_specnir(
                     "_decoded": result.decoded,
                 }
             )
-            print(
-                f"  specnir-{method} quality {q}: {r['bpp']:.3f} bpp, {r['psnr']:.2f} dB, "
-                f"max error {r['max_error']} ({rows[-1]['seconds']:.0f} s)",
-                flush=True,
-            )
+            if on_row is not None:
+                on_row(rows[-1])
     return rows
-
-
-# --- audio ----------------------------------------------------------------------------------------------
-
-
-def _speech_scores(reference: np.ndarray, degraded: np.ndarray, sample_rate: int) -> dict:
-    """PESQ-WB and STOI of ``degraded`` against ``reference`` (resampled to 16 kHz for PESQ)."""
-    import librosa
-    from pesq import pesq
-    from pystoi import stoi
-
-    n = min(len(reference), len(degraded))
-    ref, deg = reference[:n].astype(np.float64), degraded[:n].astype(np.float64)
-    if sample_rate != 16000:
-        ref = librosa.resample(ref, orig_sr=sample_rate, target_sr=16000)
-        deg = librosa.resample(deg, orig_sr=sample_rate, target_sr=16000)
-    try:
-        pesq_wb = float(pesq(16000, ref, deg, "wb"))
-    except Exception:  # pesq refuses silence or too-short clips
-        pesq_wb = float("nan")
-    return {"pesq_wb": pesq_wb, "stoi": float(stoi(ref, deg, 16000, extended=False))}
-
-
-def _mean_scores(pairs) -> dict:
-    scores = [_speech_scores(ref, deg, sr) for ref, deg, sr in pairs]
-    return {k: float(np.nanmean([s[k] for s in scores])) for k in ("pesq_wb", "stoi")}
-
-
-def _opus_rows(originals: list[np.ndarray], sample_rate: int, kbps_list=(6, 8, 12, 16)) -> list[dict]:
-    """Opus at several bitrates through opusenc/opusdec, if they are installed."""
-    import soundfile as sf
-
-    if not (shutil.which("opusenc") and shutil.which("opusdec")):
-        return [{"method": "opus", "setting": "skipped: opusenc/opusdec not installed (Debian opus-tools)"}]
-    rows = []
-    seconds = sum(len(w) for w in originals) / sample_rate
-    with tempfile.TemporaryDirectory() as tmp:
-        for kbps in kbps_list:
-            size, pairs = 0, []
-            for i, wave in enumerate(originals):
-                src, enc, dec = (Path(tmp) / f"{i}.{ext}" for ext in ("wav", "opus", "out.wav"))
-                sf.write(src, wave, sample_rate)
-                subprocess.run(["opusenc", "--quiet", "--bitrate", str(kbps), str(src), str(enc)], check=True)
-                subprocess.run(
-                    ["opusdec", "--quiet", "--rate", str(sample_rate), str(enc), str(dec)], check=True
-                )
-                size += enc.stat().st_size
-                pairs.append((wave, sf.read(dec)[0], sample_rate))
-            rows.append(
-                {
-                    "method": "opus",
-                    "setting": f"bitrate={kbps}",
-                    "bytes": size,
-                    "kbps": size * 8 / seconds / 1000,
-                    **_mean_scores(pairs),
-                }
-            )
-    return rows
-
-
-def audio_rows(
-    data: ImageSet, originals: list[np.ndarray], specnir_rows: list[dict], *, n_iter: int
-) -> list[dict]:
-    """PESQ-WB / STOI of Griffin-Lim on the uncompressed spectrograms, of every specnir decode, and Opus."""
-    sr = data.params.sample_rate
-    seconds = sum(len(w) for w in originals) / sr
-
-    def scores(specs: list[Spectrogram]) -> dict:
-        return _mean_scores(
-            (orig, spectrogram_to_audio(spec, n_iter=n_iter), sr)
-            for orig, spec in zip(originals, specs, strict=True)
-        )
-
-    rows = [{"method": "griffin-lim (uncompressed)", "setting": f"n_iter={n_iter}", **scores(data.specs)}]
-    for row in specnir_rows:
-        rows.append(
-            {
-                "method": row["method"],
-                "setting": row["setting"],
-                "bytes": row["bytes"],
-                "kbps": row["bytes"] * 8 / seconds / 1000,
-                **scores(row["_decoded"].specs),
-            }
-        )
-    return rows + _opus_rows(originals, sr)
 
 
 # --- report ---------------------------------------------------------------------------------------------
@@ -332,26 +244,6 @@ def plot_rd(rows: list[dict], path: Path) -> None:
         tmp.write_bytes(buf.getvalue())
 
 
-def _fmt(value, spec: str) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float) and math.isinf(value):
-        return "lossless"
-    return format(value, spec)
-
-
-def print_table(rows: list[dict]) -> None:
-    print(f"{'method':<26} {'setting':<28} {'bpp':>7} {'PSNR dB':>9} {'max err':>7}")
-    for r in rows:
-        if "bpp" not in r:
-            print(f"{r['method']:<26} {r['setting'][:28]:<28} {r.get('error', '')}")
-            continue
-        print(
-            f"{r['method']:<26} {r['setting'][:28]:<28} {r['bpp']:>7.3f} {_fmt(r['psnr'], '9.2f'):>9} "
-            f"{r['max_error']:>7}"
-        )
-
-
 def lossless_summary(rows: list[dict]) -> dict:
     """Smallest bpp per method with max error 0 and with max error ≤ 1."""
     out = {}
@@ -370,20 +262,35 @@ def bench_rd(
     *,
     methods: list[str],
     qualities: list[int],
-    steps: int,
+    steps: int = DEFAULT_STEPS,
     audio: bool = False,
     n_iter: int = 32,
     params: SpecParams | None = None,
     progress: bool = True,
+    on_row: Callable[[dict], None] | None = None,
 ) -> dict:
-    """Run the benchmark; writes ``rd.csv``, ``rd.json`` (with audio scores if asked) and ``rd.png``."""
+    """Run the benchmark; writes ``rd.csv``, ``rd.json`` (with audio scores if asked) and ``rd.png`` to
+    ``outdir`` and returns the report (``rows``, ``lossless``, ``bd``, ``audio``, ``files``).
+
+    ``on_row(row)`` sees each row as it is measured."""
     outdir = Path(outdir)
     params = params or SpecParams()
     data = eight_bit(load_image_set(inputs, params=params))
+    if audio:
+        from specnir.audio import load_audio
+        from specnir.convert import expand_inputs
+
+        files = expand_inputs(inputs)
+        if any(f.suffix.lower() == ".png" for f in files):
+            raise SpecnirError("audio scores need audio inputs (the original recordings are the reference)")
+        originals = [load_audio(f, sample_rate=params.sample_rate)[0] for f in files]
     images = [np.rint(im * 255).astype(np.uint8) for im in data.images(data.target)]
-    print(f"{len(images)} images, {sum(im.size for im in images):,} pixels; classical codecs ...", flush=True)
     rows = run_classical(images)
-    rows += run_specnir(inputs, methods, qualities, steps=steps, params=params, progress=progress)
+    for row in rows if on_row else ():
+        on_row(row)
+    rows += run_specnir(
+        inputs, methods, qualities, steps=steps, params=params, progress=progress, on_row=on_row
+    )
     report = {
         "inputs": [str(i) for i in inputs],
         "pixels": sum(im.size for im in images),
@@ -398,53 +305,25 @@ def bench_rd(
         "bd": bd_table(rows),
     }
     if audio:
-        from specnir.audio import load_audio
-        from specnir.convert import expand_inputs
+        from specnir.bench.speech import audio_rows
 
-        files = expand_inputs(inputs)
-        if any(f.suffix.lower() == ".png" for f in files):
-            raise SpecnirError("--audio needs audio inputs (the original recordings are the reference)")
-        originals = [load_audio(f, sample_rate=params.sample_rate)[0] for f in files]
         specnir_rows = [r for r in rows if r["method"].startswith("specnir")]
         report["audio"] = audio_rows(data, originals, specnir_rows, n_iter=n_iter)
-    fields = [
-        "method",
-        "setting",
-        "bytes",
-        "bpp",
-        "psnr",
-        "max_error",
-        "weights",
-        "weight_bpp",
-        "seconds",
-        "error",
-    ]
+    report["files"] = [str(p) for p in write_report(outdir, report, rows)]
+    return report
+
+
+def write_report(outdir: Path, report: dict, rows: list[dict]) -> list[Path]:
+    """``rd.csv`` (one row per method and setting), ``rd.json`` (the report) and ``rd.png`` (the plot)."""
+    fields = ["method", "setting", "bytes", "bpp", "psnr", "max_error", "weights", "weight_bpp", "seconds"]
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
+    writer = csv.DictWriter(buf, fieldnames=[*fields, "error"], extrasaction="ignore")
     writer.writeheader()
     writer.writerows(report["rows"])
-    with atomic_path(outdir / "rd.csv") as tmp:
+    paths = [outdir / name for name in ("rd.csv", "rd.json", "rd.png")]
+    with atomic_path(paths[0]) as tmp:
         tmp.write_text(buf.getvalue())
-    with atomic_path(outdir / "rd.json") as tmp:
-        tmp.write_text(json.dumps(report, indent=2, default=str))
-    plot_rd(rows, outdir / "rd.png")
-    print_table(rows)
-    print("\nsmallest lossless bpp:", {k: round(v, 3) for k, v in report["lossless"]["max_error_0"].items()})
-    print(
-        "smallest bpp at max error ≤ 1:",
-        {k: round(v, 3) for k, v in report["lossless"]["max_error_1"].items()},
-    )
-    if report["bd"]:
-        lo, hi = report["bd"]["range_db"]
-        print(f"\nBD-rate against {report['bd']['anchor']} ({lo:.0f}–{hi:.0f} dB; negative = fewer bytes):")
-        for method, value in report["bd"]["bd_rate_percent"].items():
-            print(f"  {method:<26} {_fmt(value, '+.1f')}{'%' if value is not None else ' (no overlap)'}")
-    if audio:
-        print(f"\n{'method':<26} {'setting':<28} {'kbps':>6} {'PESQ-WB':>8} {'STOI':>6}")
-        for r in report["audio"]:
-            print(
-                f"{r['method']:<26} {r['setting'][:28]:<28} {_fmt(r.get('kbps'), '6.2f'):>6} "
-                f"{_fmt(r.get('pesq_wb'), '8.2f'):>8} {_fmt(r.get('stoi'), '6.3f'):>6}"
-            )
-    print(f"\nwritten: {outdir / 'rd.csv'}, {outdir / 'rd.json'}, {outdir / 'rd.png'}")
-    return report
+    with atomic_path(paths[1]) as tmp:
+        tmp.write_text(json.dumps({**report, "files": [str(p) for p in paths]}, indent=2, default=str))
+    plot_rd(rows, paths[2])
+    return paths

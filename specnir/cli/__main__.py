@@ -1,0 +1,7 @@
+"""``python -m specnir.cli``."""
+
+import sys
+
+from specnir.cli import main
+
+sys.exit(main())

@@ -1,0 +1,218 @@
+"""One function per ``specnir`` command: call the library, print what it returns."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from specnir.audio import save_audio
+from specnir.cli import tables
+from specnir.cli.args import config_from_args, spectrogram_params
+from specnir.colormap import check_colormap
+from specnir.convert import expand_inputs, load_spectrogram, roundtrip
+from specnir.errors import SpecnirError, atomic_path, check_writable
+from specnir.fit import FitConfig
+from specnir.image import read_metadata, read_png, write_png
+from specnir.models import MODELS
+from specnir.spectrogram import SpecParams, spectrogram_to_audio
+
+BUNDLED_AUDIO = Path(__file__).resolve().parents[2] / "audio"
+
+
+def inputs_or_bundled(inputs: list[str]) -> list:
+    """The given inputs, or the repository's bundled clips; a clear error where there are none."""
+    if inputs:
+        return inputs
+    if not BUNDLED_AUDIO.is_dir():
+        raise SpecnirError(
+            "no INPUT given, and the bundled clips are not here: they come with the specnir repository "
+            "(audio/, GPL-2), not with the installed package; give audio files, spectrogram PNGs or a folder"
+        )
+    return [BUNDLED_AUDIO]
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from specnir.run import resume_fit, run_fit
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        check_writable(run_dir, directory=True)
+        record, _ = resume_fit(run_dir, steps=args.steps, progress=not args.quiet)
+    else:
+        fit_config = config_from_args(FitConfig, args)
+        model_config = config_from_args(MODELS[args.arch].Config, args)
+        inputs = inputs_or_bundled(args.inputs)
+        run_dir = Path(args.output or f"runs/{args.arch}-{time.strftime('%Y%m%d-%H%M%S')}")
+        check_writable(run_dir, directory=True)
+        record, _ = run_fit(
+            inputs,
+            fit_config=fit_config,
+            model_config=model_config,
+            params=spectrogram_params(args),
+            run_dir=run_dir,
+            progress=not args.quiet,
+            gl_iters=args.gl_iters,
+        )
+    print(tables.fit_summary(record, run_dir))
+    return 0
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    from specnir.run import reconstruct
+
+    check_writable(args.output, directory=True)
+    files, _ = reconstruct(
+        args.checkpoint,
+        args.output,
+        n_iter=args.n_iter,
+        time_scale=args.time_scale,
+        freq_scale=args.freq_scale,
+    )
+    for f in files:
+        print(f)
+    return 0
+
+
+def cmd_audio2img(args: argparse.Namespace) -> int:
+    params = spectrogram_params(args)
+    check_writable(args.output, directory=True)
+    files = expand_inputs(args.audio)
+    specs = [load_spectrogram(f, params=params) for f in files]  # all checked before anything is written
+    for f, spec in zip(files, specs, strict=True):
+        out = write_png(Path(args.output) / f"{f.stem}.png", spec, bit_depth=args.bit_depth)
+        print(f"{f} -> {out}  ({spec.db.shape[0]}x{spec.db.shape[1]}, {args.bit_depth}-bit)")
+    return 0
+
+
+def cmd_img2audio(args: argparse.Namespace) -> int:
+    check_colormap(args.colormap)  # before any file is read
+    params = spectrogram_params(args)
+    check_writable(args.output, directory=True)
+    files = expand_inputs(args.image)
+    specs = [
+        read_png(f, colormap=args.colormap, params=params, db_range=(args.db_min, args.db_max)) for f in files
+    ]
+    for f, spec in zip(files, specs, strict=True):
+        audio = spectrogram_to_audio(spec, n_iter=args.n_iter)
+        out = save_audio(Path(args.output) / f"{f.stem}.wav", audio, sample_rate=spec.params.sample_rate)
+        print(f"{f} -> {out}  ({len(audio) / spec.params.sample_rate:.2f} s)")
+    return 0
+
+
+def cmd_compress(args: argparse.Namespace) -> int:
+    from specnir.codec import compress, write
+
+    output = Path(args.output)
+    if output.suffix != ".snir":
+        raise SpecnirError(f"{output}: the output file must end in .snir")
+    check_writable(output)
+    result = compress(
+        inputs_or_bundled(args.inputs),
+        arch=args.arch,
+        mode=args.mode,
+        quality=args.quality,
+        max_error=args.max_error,
+        steps=args.steps,
+        seed=args.seed,
+        device=args.device,
+        params=spectrogram_params(args),
+        progress=not args.quiet,
+    )
+    write(output, result.blob)
+    n_images = len(result.decoded.names)
+    print(
+        tables.compress_summary(
+            output, result.report, arch=args.arch, mode=args.mode, quality=args.quality, n_images=n_images
+        )
+    )
+    return 0
+
+
+def cmd_decompress(args: argparse.Namespace) -> int:
+    from specnir.codec import decode
+    from specnir.run import write_spectrograms
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise SpecnirError(f"{path}: no such file")
+    check_writable(args.output, directory=True)
+    decoded = decode(path.read_bytes(), source=str(path))
+    written = write_spectrograms(
+        Path(args.output),
+        decoded.names,
+        decoded.specs,
+        n_iter=args.n_iter,
+        bit_depth=8,
+        audio=not args.no_audio,
+    )
+    for f in written:
+        print(f)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from specnir.bench import bench_rd
+
+    check_writable(args.output, directory=True)
+    inputs = inputs_or_bundled(args.inputs)
+    print(tables.RD_HEADER, flush=True)
+    report = bench_rd(
+        inputs,
+        args.output,
+        methods=args.methods,
+        qualities=args.qualities,
+        steps=args.steps,
+        audio=args.audio,
+        params=spectrogram_params(args),
+        progress=not args.quiet,
+        on_row=lambda row: print(tables.rd_row(row), flush=True),
+    )
+    print(tables.rd_report(report))
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from specnir import codec
+
+    path = Path(args.file)
+    if path.is_file() and path.read_bytes()[:4] == codec.MAGIC:
+        header, words = codec.read(path)
+        size = path.stat().st_size
+        print(f"{path}: specnir compressed set, format version {codec.VERSION}, {size:,} bytes")
+        print(f"  {'payload':<12} {len(words) * 4:,} bytes")
+        for key, value in codec.describe(header).items():
+            print(f"  {key:<12} {value}")
+        return 0
+    meta = read_metadata(args.file)
+    if meta is None:
+        raise SpecnirError(f"{args.file}: image carries no specnir metadata")
+    params = SpecParams.from_dict(meta["params"])
+    print(f"{args.file}: specnir spectrogram image, metadata version {meta['version']}")
+    for key, value in {**params.to_dict(), **{k: v for k, v in meta.items() if k != "params"}}.items():
+        print(f"  {key:<12} {value}")
+    return 0
+
+
+def cmd_roundtrip(args: argparse.Namespace) -> int:
+    params = spectrogram_params(args)
+    outdir = Path(args.output) if args.output else None
+    if outdir is not None:
+        check_writable(outdir, directory=True)
+    rows = roundtrip(
+        expand_inputs(args.audio),
+        params=params,
+        bit_depth=args.bit_depth,
+        n_iter=args.n_iter,
+        outdir=outdir,
+    )
+    scale = "linear STFT" if params.scale == "linear" else f"{params.n_mels}-band mel"
+    print(f"audio -> {args.bit_depth}-bit {scale} PNG -> Griffin-Lim ({args.n_iter} iterations) -> audio")
+    print(tables.roundtrip_table(rows))
+    if outdir is not None:
+        report = {"params": params.to_dict(), "bit_depth": args.bit_depth, "n_iter": args.n_iter}
+        with atomic_path(outdir / "roundtrip.json") as tmp:
+            tmp.write_text(json.dumps({**report, "files": rows}, indent=2))
+        print(f"images, audio and roundtrip.json written to {outdir}")
+    return 0

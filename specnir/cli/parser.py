@@ -1,0 +1,159 @@
+"""The ``specnir`` argument parser, and the README's CLI reference made from it."""
+
+from __future__ import annotations
+
+import argparse
+
+from specnir.bench.rd import METHODS
+from specnir.cli import commands as cmd
+from specnir.cli.args import add_config_args, add_spectrogram_args
+from specnir.codec import DEFAULT_STEPS, MODES
+from specnir.colormap import COLORMAPS
+from specnir.fit import FitConfig
+from specnir.models import IMAGE_MODELS, MODELS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="specnir", description="Compress sets of similar speech spectrograms with small networks."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_conversion, _fitting, _coding):
+        add(sub)
+    return parser
+
+
+def _conversion(sub) -> None:
+    """audio2img, img2audio, info, roundtrip."""
+    p = sub.add_parser("audio2img", help="audio files -> spectrogram PNGs with their parameters inside")
+    p.add_argument("audio", nargs="+", metavar="AUDIO", help="audio files or directories")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+    p.add_argument("--bit-depth", type=int, choices=(8, 16), default=16)
+    add_spectrogram_args(p)
+    p.set_defaults(func=cmd.cmd_audio2img)
+
+    p = sub.add_parser("img2audio", help="spectrogram images -> audio (Griffin-Lim)")
+    p.add_argument("image", nargs="+", metavar="IMAGE", help="images or directories")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+    p.add_argument("--n-iter", type=int, default=64, help="Griffin-Lim iterations (default 64)")
+    p.add_argument(
+        "--colormap",
+        default="auto",
+        help=f"for RGB figures: auto, {', '.join(COLORMAPS)} (default auto)",
+    )
+    p.add_argument("--db-min", type=float, default=-80.0, help="images without metadata: dB of black")
+    p.add_argument("--db-max", type=float, default=0.0, help="images without metadata: dB of white")
+    add_spectrogram_args(p)
+    p.set_defaults(func=cmd.cmd_img2audio)
+
+    p = sub.add_parser("info", help="print the header of a .snir file or the parameters of a spectrogram PNG")
+    p.add_argument("file", metavar="FILE")
+    p.set_defaults(func=cmd.cmd_info)
+
+    p = sub.add_parser("roundtrip", help="audio -> image -> audio, with a quality report")
+    p.add_argument("audio", nargs="+", metavar="AUDIO", help="audio files or directories")
+    p.add_argument("-o", "--output", metavar="OUTDIR", help="keep images, audio and roundtrip.json")
+    p.add_argument("--bit-depth", type=int, choices=(8, 16), default=16)
+    p.add_argument("--n-iter", type=int, default=64, help="Griffin-Lim iterations (default 64)")
+    add_spectrogram_args(p)
+    p.set_defaults(func=cmd.cmd_roundtrip)
+
+
+def _fitting(sub) -> None:
+    """fit, reconstruct."""
+    p = sub.add_parser("fit", help="fit one model to a set of spectrograms (default: the bundled clips)")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="audio files, spectrogram PNGs or directories")
+    p.add_argument("-o", "--output", metavar="RUN_DIR", help="default runs/<arch>-<time>")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue that run (to --steps, if given)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--arch", choices=IMAGE_MODELS, default="gru", help="model family (default gru)")
+    p.add_argument(
+        "--gl-iters", type=int, default=32, help="Griffin-Lim iterations of the audio logged (default 32)"
+    )
+    add_config_args(p, FitConfig, "fitting")
+    for name in IMAGE_MODELS:
+        add_config_args(p, MODELS[name].Config, f"{name} architecture")
+    add_spectrogram_args(p)
+    p.set_defaults(func=cmd.cmd_fit)
+
+    p = sub.add_parser("reconstruct", help="decode a checkpoint to images and audio")
+    p.add_argument("checkpoint", metavar="CHECKPOINT")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+    p.add_argument("--n-iter", type=int, default=64, help="Griffin-Lim iterations (default 64)")
+    p.add_argument("--time-scale", type=float, default=1.0, help="siren: render S times more columns")
+    p.add_argument("--freq-scale", type=float, default=1.0, help="siren: render S times more mel bands")
+    p.set_defaults(func=cmd.cmd_reconstruct)
+
+
+def _coding(sub) -> None:
+    """compress, decompress, bench."""
+    p = sub.add_parser("compress", help="fit and write one .snir file for a set of spectrograms")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="audio files, spectrogram PNGs or directories")
+    p.add_argument("-o", "--output", required=True, metavar="SET.snir")
+    p.add_argument("--arch", choices=IMAGE_MODELS, default="gru", help="default gru")
+    p.add_argument(
+        "--mode",
+        choices=tuple(MODES),
+        default="model",
+        help="; ".join(f"{name}: {mode.help}" for name, mode in MODES.items()) + " (default model)",
+    )
+    p.add_argument(
+        "--quality",
+        type=int,
+        default=4,
+        metavar="Q",
+        help="1-8 (default 4); model: about 500*2^Q weights; residual: max error 16,10,6,4,3,2,1,0",
+    )
+    p.add_argument("--max-error", type=int, help="residual: largest error in grey levels (0: lossless)")
+    p.add_argument(
+        "--steps", type=int, default=DEFAULT_STEPS, help=f"optimiser steps (default {DEFAULT_STEPS})"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_spectrogram_args(p)
+    p.set_defaults(func=cmd.cmd_compress)
+
+    p = sub.add_parser("decompress", help="decode a .snir file to <stem>.png and <stem>.wav")
+    p.add_argument("file", metavar="SET.snir")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+    p.add_argument("--n-iter", type=int, default=64, help="Griffin-Lim iterations (default 64)")
+    p.add_argument("--no-audio", action="store_true", help="images only")
+    p.set_defaults(func=cmd.cmd_decompress)
+
+    p = sub.add_parser("bench", help="benchmarks: `bench rd` = rate-distortion against classical codecs")
+    p.add_argument("benchmark", choices=("rd",), metavar="rd")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="audio files, spectrogram PNGs or directories")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=list(METHODS),
+        metavar="METHOD[:Q,...]",
+        help=f"{', '.join(METHODS)}, each with its own qualities if given (default: all)",
+    )
+    p.add_argument("--qualities", nargs="+", type=int, default=[2, 4, 6, 8], help="default 2 4 6 8")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=DEFAULT_STEPS,
+        help=f"optimiser steps per specnir point (default {DEFAULT_STEPS})",
+    )
+    p.add_argument("--audio", action="store_true", help="also PESQ-WB and STOI of the decoded audio")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_spectrogram_args(p)
+    p.set_defaults(func=cmd.cmd_bench)
+
+
+def help_reference(width: int = 100) -> str:
+    """Markdown of every command's ``--help`` at ``width`` columns: the README's CLI reference."""
+    import os
+    from unittest import mock
+
+    with mock.patch.dict(os.environ, {"COLUMNS": str(width)}):
+        parser = build_parser()
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parts = ["```text\n" + parser.format_help().rstrip() + "\n```"]
+        for name, command in sub.choices.items():
+            parts.append(f"#### `specnir {name}`\n\n```text\n" + command.format_help().rstrip() + "\n```")
+    return "\n\n".join(parts) + "\n"

@@ -1,0 +1,31 @@
+"""The ``.snir`` codec: a set of spectrogram images in one file, decoded bit for bit.
+
+One job per module: :mod:`~specnir.codec.container` (the bytes: magic, version, header, payload, CRC),
+:mod:`~specnir.codec.header` (what the header says, checked), :mod:`~specnir.codec.weights` (quantisation
+and weight coding), :mod:`~specnir.codec.residual` (the predictive coding loop),
+:mod:`~specnir.codec.modes` (``model`` and ``residual``) and :mod:`~specnir.codec.pipeline`
+(``compress`` and ``decode``).
+"""
+
+from specnir.codec.container import MAGIC, VERSION, pack, read, unpack, write
+from specnir.codec.header import describe
+from specnir.codec.modes import MODES, QUALITIES
+from specnir.codec.pipeline import DEFAULT_STEPS, Compressed, Decoded, compress, decode, eight_bit
+
+__all__ = [
+    "DEFAULT_STEPS",
+    "MAGIC",
+    "MODES",
+    "QUALITIES",
+    "VERSION",
+    "Compressed",
+    "Decoded",
+    "compress",
+    "decode",
+    "describe",
+    "eight_bit",
+    "pack",
+    "read",
+    "unpack",
+    "write",
+]

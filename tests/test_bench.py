@@ -1,0 +1,59 @@
+"""``specnir bench rd``: BD-rate arithmetic, listening scores and the written report."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from conftest import TINY_SPEC_ARGS, make_chirp
+
+from specnir.cli import main
+
+
+def test_bd_rate_of_known_curves():
+    from specnir.bench import bd_rate
+
+    anchor = [(r, 30 + 6 * math.log2(r)) for r in (0.5, 1, 2, 4)]
+    half = [(r / 2, p) for r, p in anchor]
+    assert bd_rate(anchor, anchor, 30, 45) == pytest.approx(0.0, abs=1e-9)
+    assert bd_rate(anchor, half, 30, 45) == pytest.approx(-50.0, abs=1e-6)
+    assert bd_rate(anchor, [(r * 1.1, p) for r, p in anchor], 30, 45) == pytest.approx(10.0, abs=1e-6)
+    assert bd_rate(anchor, [(1, 60), (2, 70)], 30, 45) is None  # no overlap
+
+
+@pytest.mark.slow
+def test_bench_rd_writes_table_json_and_plot(tmp_path, tiny_wavs, capsys):
+    args = [
+        "bench",
+        "rd",
+        *tiny_wavs,
+        "-o",
+        tmp_path,
+        "--methods",
+        "gru-residual:8,6",
+        "--steps",
+        "5",
+        "--quiet",
+    ]
+    assert main([str(a) for a in args + TINY_SPEC_ARGS]) == 0
+    out = capsys.readouterr().out
+    assert "BD-rate against" in out and "jpegxl-lossless" in out
+    report = json.loads((tmp_path / "rd.json").read_text())
+    methods = {r["method"] for r in report["rows"]}
+    assert {"png", "jpegls", "jpegxl", "avif", "webp", "jpeg", "specnir-gru-residual"} <= methods
+    lossless_rows = [r for r in report["rows"] if r["method"] in ("png", "jpegls", "jpegxl-lossless")]
+    assert all(r["max_error"] == 0 for r in lossless_rows)
+    ours = [r for r in report["rows"] if r["method"] == "specnir-gru-residual"]
+    assert [r["max_error"] for r in ours] == [0, 2]
+    assert (tmp_path / "rd.csv").read_text().startswith("method,setting,bytes,bpp,psnr")
+    assert (tmp_path / "rd.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_speech_scores_rank_clean_above_noisy():
+    from specnir.bench.speech import speech_scores as _speech_scores
+
+    clean = make_chirp(2.0, 16000, 200, 3000) + 0.3 * make_chirp(2.0, 16000, 400, 6000)
+    noisy = clean + 0.2 * np.random.default_rng(0).standard_normal(clean.size).astype(np.float32)
+    same, worse = _speech_scores(clean, clean, 16000), _speech_scores(clean, noisy, 16000)
+    assert same["stoi"] > 0.99 and same["pesq_wb"] > 4.0
+    assert worse["stoi"] < same["stoi"] and worse["pesq_wb"] < 2.5

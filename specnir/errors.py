@@ -19,7 +19,7 @@ class SpecnirError(Exception):
 
 def check_writable(path: str | os.PathLike, *, directory: bool = False) -> Path:
     """Refuse, before any work, an output that could not be written: ``path`` (a file, or a folder if
-    ``directory``) must be creatable under its nearest existing folder. Creates nothing."""
+    ``directory``) must be creatable under its nearest existing folder. Leaves nothing behind."""
     path = Path(path)
     if path.exists() and path.is_dir() != directory:
         kind = "a folder" if path.is_dir() else "a file"
@@ -29,8 +29,12 @@ def check_writable(path: str | os.PathLike, *, directory: bool = False) -> Path:
         parent = parent.parent
     if not parent.is_dir():
         raise SpecnirError(f"{path}: cannot write there: {parent} is not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise SpecnirError(f"{path}: cannot write there: no permission to write in {parent}")
+    try:  # a file that is gone again at once: the one sure test (root passes os.access, /proc does not)
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        problem = exc.strerror or type(exc).__name__
+        raise SpecnirError(f"{path}: cannot write there: {parent}: {problem}") from None
     return path
 
 

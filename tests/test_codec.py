@@ -218,6 +218,9 @@ def test_bad_files_give_one_line_and_exit_2(tmp_path, v1_lossless, capsys):
         assert code == 2, name
         assert err.startswith(f"specnir: error: {path}: ") and err.count("\n") == 1, (name, err)
         assert problem in err, (name, err)
+        code = main(["info", str(path)])  # info reads the same header and refuses it the same way
+        err = capsys.readouterr().err
+        assert code == 2 and err.startswith(f"specnir: error: {path}: ") and err.count("\n") == 1, (name, err)
     assert not (tmp_path / "out").exists()  # nothing half-written
     assert main(["decompress", str(tmp_path / "missing.snir"), "-o", str(tmp_path / "out")]) == 2
 

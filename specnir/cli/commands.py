@@ -182,7 +182,11 @@ def cmd_info(args: argparse.Namespace) -> int:
         size = path.stat().st_size
         print(f"{path}: specnir compressed set, format version {codec.VERSION}, {size:,} bytes")
         print(f"  {'payload':<12} {len(words) * 4:,} bytes")
-        for key, value in codec.describe(header).items():
+        try:
+            described = codec.describe(header)
+        except SpecnirError as exc:
+            raise SpecnirError(f"{path}: {exc}") from None
+        for key, value in described.items():
             print(f"  {key:<12} {value}")
         return 0
     meta = read_metadata(args.file)

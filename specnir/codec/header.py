@@ -141,15 +141,19 @@ def read_header(header: dict) -> tuple[SpectrogramModel, SpecParams, list[ImageL
 
 
 def describe(header: dict) -> dict:
-    """What ``specnir info`` prints for a ``.snir`` header."""
+    """What ``specnir info`` prints for a ``.snir`` header (checked first, like :func:`read_header`)."""
+    try:
+        model, params, layouts, entries = read_header(header)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise SpecnirError(f"malformed header ({type(exc).__name__})") from None
     return {
         "arch": header["arch"],
         "mode": header["mode"],
         "quality": header.get("quality"),
-        "max_error": header["model_config"].get("max_error"),
-        "weights": sum(math.prod(e["shape"]) for e in header["tensors"]),
-        "images": [f"{im['name']} ({header['height']}×{im['width']})" for im in header["images"]],
+        **MODES[header["mode"]].describe(header),
+        "weights": model.n_weights(),
+        "images": [f"{im.name} ({params.n_bins}×{im.width})" for im in layouts],
         "model_config": header["model_config"],
-        "params": header["params"],
-        "exponents": {e["name"]: e["exponent"] for e in header["tensors"]},
+        "params": params.to_dict(),
+        "exponents": {e["name"]: e["exponent"] for e in entries},
     }

@@ -46,6 +46,10 @@ class CodingMode:
         """The images ``(N, H, W)`` uint8 (image orientation, padded to the widest)."""
         raise NotImplementedError
 
+    def describe(self, header: dict) -> dict:
+        """What ``specnir info`` shows of this mode's own settings in a header."""
+        return {}
+
     def check(self, arch: str, max_error: int | None) -> None:
         """Refuse settings this mode cannot code (:class:`SpecnirError`, no flag names)."""
         if arch not in self.archs:
@@ -88,6 +92,9 @@ class ResidualMode(CodingMode):
 
     def model_arch(self, arch):
         return "predictor"
+
+    def describe(self, header):
+        return {"max_error": header["model_config"].get("max_error")}
 
     def check(self, arch, max_error):
         super().check(arch, None)

@@ -113,6 +113,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
             width=max(im.width for im in images),
         )
         model.load_state_dict({k: v for k, v in state.items() if k not in dropped})
+        model.set_widths([im.width for im in images])
         fit_config = FitConfig(**fit_config)
     except SpecnirError as exc:
         raise SpecnirError(f"{path}: malformed checkpoint: {exc}") from None

@@ -54,8 +54,9 @@ class FitState:
     best_loss: float
     best_step: int
     best_model: dict | None  # the weights with the lowest evaluation loss so far
-    rng: torch.Tensor  # torch's CPU generator (a predictive model draws its training noise from it)
+    rng: torch.Tensor  # torch's CPU generator (training noise of the predictor and the latent codec)
     seconds: float  # fitting time so far, all sessions together
+    cuda_rng: torch.Tensor | None = None  # the CUDA generator, for a fit on the GPU
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -147,6 +148,7 @@ class _Loop:
         self.loss_args = {"grad_weight": config.grad_weight} if config.grad_weight else {}
         device = torch.device(config.device)
         model.to(device)
+        model.set_widths(data.widths)
         self.target, self.mask = data.target.to(device), data.mask.to(device)
         self.lr = learning_rate(config, model)
         self.optimizer = torch.optim.Adam(model.parameters(), lr=self.lr)
@@ -157,6 +159,8 @@ class _Loop:
         self.model.load_state_dict(state.model)
         self.optimizer.load_state_dict(state.optimizer)
         torch.set_rng_state(state.rng)
+        if state.cuda_rng is not None and self.target.is_cuda:
+            torch.cuda.set_rng_state(state.cuda_rng, self.target.device)
         self.best_loss, self.best_state, self.best_step = state.best_loss, state.best_model, state.best_step
         self.step, self.before = state.step, state.seconds
 
@@ -170,6 +174,7 @@ class _Loop:
             best_model=self.best_state,
             rng=torch.get_rng_state(),
             seconds=self.before + time.perf_counter() - self.start,
+            cuda_rng=torch.cuda.get_rng_state(self.target.device) if self.target.is_cuda else None,
         )
 
     def hand_out_state(self) -> None:
@@ -186,7 +191,8 @@ class _Loop:
             recon = model()
             extras = model.diagnostics(self.target)
             loss = float(model.loss(self.target, self.mask, **self.loss_args))
-        metrics = {"loss": loss, **evaluate(self.data, recon)}
+            rates = model.rates(self.mask)
+        metrics = {"loss": loss, **evaluate(self.data, recon), **({"rates": rates} if rates else {})}
         for name, values in extras.items():
             extra = evaluate(self.data, values)
             metrics[f"{name}/psnr"], metrics[f"{name}/column_error"] = extra["psnr"], extra["column_error"]

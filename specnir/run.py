@@ -58,6 +58,9 @@ def _metrics_record(model, arch: str, data: ImageSet, result: FitResult) -> dict
         **{k: best[k] for k in SUMMARY_KEYS},
     }
     record.update({k: v for k, v in best.items() if k.endswith("/psnr")})
+    if "rates" in best:  # a model that entropy-codes latents: its own estimate of their bits
+        record["latent_bpp"] = best["rates"]["bpp"]
+        record["latent_grid_bits"] = best["rates"]["grid_bits"]
     return record
 
 

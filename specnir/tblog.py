@@ -3,7 +3,9 @@
 Tags: ``train/loss``, ``train/lr``; ``eval/psnr``, ``eval/psnr/<image>``, ``eval/gmsd/<image>``,
 ``eval/ssim/<image>``, ``eval/<diagnostic>/psnr``; ``eval/column_error`` (figure) and
 ``eval/column_error_heatmap`` (image); ``target/<image>`` image and audio, once; ``recon/<image>`` image and
-audio (Griffin-Lim at the real sample rate) at every evaluation; hparams with the final metrics.
+audio (Griffin-Lim at the real sample rate) at every evaluation; for a model that entropy-codes latents,
+``eval/rate/bpp``, ``eval/rate/grid<g>_bits`` and the figure ``eval/bits_per_column``; hparams with the
+final metrics.
 """
 
 from __future__ import annotations
@@ -81,6 +83,8 @@ class TensorBoardLogger(Callback):
         fig = column_error_figure(self.data, curves, title=f"step {step}, {metrics['psnr']:.2f} dB")
         w.add_figure("eval/column_error", fig, step, close=True)
         w.add_image("eval/column_error_heatmap", heatmap(self.data, recon), step, dataformats="HWC")
+        if "rates" in metrics:
+            self._log_rates(metrics["rates"], step)
         rate = self.data.params.sample_rate
         specs = self.data.to_spectrograms(recon)
         for name, image, spec in zip(self.data.names, self.data.images(recon), specs, strict=True):
@@ -88,6 +92,24 @@ class TensorBoardLogger(Callback):
             wave = spectrogram_to_audio(spec, n_iter=self.gl_iters)
             w.add_audio(f"recon/{name}", torch.from_numpy(wave)[None], step, sample_rate=rate)
         w.flush()
+
+    def _log_rates(self, rates: dict, step: int) -> None:
+        """Bits per time column of every image (figure), the rate (bpp) and each grid's bits (scalars)."""
+        self.writer.add_scalar("eval/rate/bpp", rates["bpp"], step)
+        for g, bits in enumerate(rates["grid_bits"]):
+            self.writer.add_scalar(f"eval/rate/grid{g}_bits", bits, step)
+        per_column = rates["bits_per_column"].detach().cpu().numpy()
+        fig = Figure(figsize=(8, 2.6))
+        ax = fig.subplots()
+        for k, (name, width) in enumerate(zip(self.data.names, self.data.widths, strict=True)):
+            ax.plot(per_column[k, :width], label=name, lw=1)
+        ax.set_xlabel("time column")
+        ax.set_ylabel("latent bits")
+        ax.set_title(f"step {step}: {rates['bpp']:.3f} bpp", fontsize=9, loc="left")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, ncol=min(len(self.data.names), 5))
+        fig.tight_layout()
+        self.writer.add_figure("eval/bits_per_column", fig, step, close=True)
 
     def close(self, hparams: dict, metrics: dict) -> None:
         """Record the run's settings with its final metrics, then close the file."""

@@ -8,8 +8,8 @@ from specnir.models.siren import siren_grid
 
 
 def test_registry():
-    assert set(MODELS) == {"siren", "gru", "predictor"}
-    assert IMAGE_MODELS == ("siren", "gru")  # the predictor needs decoded pixels to predict from
+    assert set(MODELS) == {"siren", "gru", "latent", "predictor"}
+    assert IMAGE_MODELS == ("siren", "gru", "latent")  # the predictor needs decoded pixels to predict from
     for name in IMAGE_MODELS:
         model = MODELS[name](MODELS[name].Config(), n_images=2, height=8, width=6)
         assert model().shape == (2, 8, 6)
@@ -20,7 +20,7 @@ def test_registry():
     assert predictor.loss(target, torch.ones(2, 1, 6)).ndim == 0
 
 
-@pytest.mark.parametrize("arch", ["siren", "gru", "predictor"])
+@pytest.mark.parametrize("arch", ["siren", "gru", "predictor", "latent"])
 def test_sized_config_lands_near_the_target(arch):
     cls = MODELS[arch]
     for target in (1000, 4000):

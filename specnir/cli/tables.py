@@ -29,10 +29,17 @@ def fit_summary(record: dict, run_dir: Path) -> str:
             f"{record['ssim_per_image'][k]:>6.3f}  {wavs[k]}"
         )
     lines.append(f"{'all':<20} {record['psnr']:>8.2f} {record['gmsd']:>7.4f} {record['ssim']:>6.3f}")
-    lines.append(
-        f"size estimate: {bpp:.3f} bpp if every weight took 16 bits; "
-        "`specnir compress` writes a real file and counts its bytes"
-    )
+    if "latent_bpp" in record:
+        grids = ", ".join(f"{b:,.0f}" for b in record["latent_grid_bits"])
+        lines.append(
+            f"latents: {record['latent_bpp']:.3f} bpp by the entropy model's estimate"
+            f" (bits per grid: {grids}), network weights not counted"
+        )
+    else:
+        lines.append(
+            f"size estimate: {bpp:.3f} bpp if every weight took 16 bits; "
+            "`specnir compress` writes a real file and counts its bytes"
+        )
     lines += [
         f"{key.split('/')[0].replace('_', '-')} PSNR: {record[key]:.2f} dB"
         for key in record

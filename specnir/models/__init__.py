@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from specnir.models.base import SpectrogramModel
 from specnir.models.gru import ColumnGRU, GRUConfig
+from specnir.models.latent import LatentCodec, LatentConfig
 from specnir.models.predictor import PredictiveGRU, PredictorConfig
 from specnir.models.siren import Siren, SirenConfig
 
-MODELS: dict[str, type[SpectrogramModel]] = {"siren": Siren, "gru": ColumnGRU, "predictor": PredictiveGRU}
+MODELS: dict[str, type[SpectrogramModel]] = {
+    "siren": Siren,
+    "gru": ColumnGRU,
+    "latent": LatentCodec,
+    "predictor": PredictiveGRU,
+}
 # The models that decode from their weights alone (what `specnir fit` and the model mode fit).
 IMAGE_MODELS = tuple(name for name, cls in MODELS.items() if not cls.predictive)
 
@@ -48,6 +54,8 @@ __all__ = [
     "MODELS",
     "ColumnGRU",
     "GRUConfig",
+    "LatentCodec",
+    "LatentConfig",
     "PredictiveGRU",
     "PredictorConfig",
     "Siren",

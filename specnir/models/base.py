@@ -53,6 +53,13 @@ class SpectrogramModel(nn.Module):
         ``(N, 1, W)`` mask) plus ``grad_weight`` × the Sobel-gradient MSE."""
         return masked_loss(self(), target, mask, grad_weight=grad_weight)
 
+    def set_widths(self, widths: list[int]) -> None:
+        """The real width of every image (the rest is padding); a model that codes per column uses it."""
+
+    def rates(self, mask: torch.Tensor) -> dict:
+        """Where a model that codes its own bits spends them (see the latent codec); ``{}`` otherwise."""
+        return {}
+
     def diagnostics(self, target: torch.Tensor) -> dict[str, torch.Tensor]:
         """Other reconstructions worth watching, ``{name: (N, H, W)}``; ``target`` is ``(N, H, W)``."""
         return {}

@@ -35,6 +35,7 @@ from torch import nn
 
 from specnir.models.base import SpectrogramModel
 from specnir.models.gru import fourier_features, neighbourhood
+from specnir.models.laplace import laplace_bits
 
 # Laplace scales (grey levels) the coder can use: 64 log-spaced values; the decoder rounds to this table.
 SCALE_MIN, SCALE_MAX, SCALE_LEVELS = 0.05, 200.0, 64
@@ -92,32 +93,6 @@ class PredictorConfig:
 def shift_up(values: torch.Tensor, j: int) -> torch.Tensor:
     """``out[..., f, :] = values[..., f − j, :]`` along dim −2 (bins), zeros below bin 0."""
     return F.pad(values, (0, 0, j, 0))[..., : values.shape[-2], :]
-
-
-def _log_cdf(z: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """log P(X ≤ z) for X ~ Laplace(0, scale)."""
-    return torch.where(
-        z < 0, math.log(0.5) + z.clamp(max=0) / scale, torch.log1p(-0.5 * torch.exp(-z.clamp(min=0) / scale))
-    )
-
-
-def laplace_bits(
-    residual: torch.Tensor, scale: torch.Tensor, width: float, lowest: torch.Tensor, highest: torch.Tensor
-) -> torch.Tensor:
-    """−log2 of the Laplace(0, ``scale``) probability of ``[residual − width/2, residual + width/2]``.
-
-    Where ``lowest`` (``highest``) is true the interval is the bottom (top) symbol, which also takes the
-    tail below (above) it, as the range coder's model does.
-    """
-    r, half = residual.abs(), width / 2
-    outer = math.log(0.5) - (r - half) / scale + torch.log1p(-torch.exp(-width / scale))
-    inner = torch.log1p(
-        -0.5 * torch.exp(-(half - r).clamp(min=0) / scale) - 0.5 * torch.exp(-(half + r) / scale)
-    )
-    log_p = torch.where(r >= half, outer, inner.clamp(max=0))
-    log_p = torch.where(lowest, _log_cdf(residual + half, scale), log_p)
-    log_p = torch.where(highest, _log_cdf(half - residual, scale), log_p)
-    return -log_p.clamp(min=-60) / math.log(2)
 
 
 class PredictiveGRU(SpectrogramModel):

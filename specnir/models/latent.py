@@ -1,0 +1,191 @@
+"""The latent codec's model: quantised latent grids per image, a synthesis and an entropy model for the set.
+
+Every image has ``grids`` latent grids, the finest at 1/2^``first`` of the image in both directions and each
+next one half as fine (Cool-chic's hierarchy). The decoder rounds them to integers, up-samples each one
+bilinearly to the image, adds the frequency position of every row, and a small convolutional synthesis
+shared by the set turns those ``grids + 1`` channels into each pixel's value.
+
+The latents are what the file will hold; their cost is their rate under a Laplace whose mean and scale an
+entropy model, also shared by the set, predicts from latents already decoded. The decoding order is the
+spectrogram's own: column by column along time, and in a column from the lowest frequency up, so the context
+of latent ``(f, x)`` is columns x−1 (rows f−2..f+2) and x−2 (rows f−1..f+1) and the three bins below it in
+column x. Two entropy models read that context: ``mlp`` (Cool-chic's causal MLP) and ``gru`` (a
+frequency-shared GRU that runs along time over the latent columns; training feeds it the whole sequence at
+once, teacher-forced, as the encoder knows every latent).
+
+Training minimises ``MSE + λ · bits per pixel``. While training, rounding is replaced by additive uniform
+noise; evaluation and the decoder round. Latent columns that lie wholly in an image's padding are zero and
+cost nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from specnir.models.base import SpectrogramModel
+from specnir.models.laplace import laplace_bits
+from specnir.models.loss import masked_loss
+
+ENTROPY_MODELS = ("mlp", "gru")
+LOG_SCALE_MIN, LOG_SCALE_MAX = math.log(0.02), math.log(200.0)  # Laplace scales of a latent
+# Causal context of latent (f, x) as (row offset, column offset); rows grow downwards, towards low frequency.
+PAST = [(-2, -1), (-1, -1), (0, -1), (1, -1), (2, -1), (-1, -2), (0, -2), (1, -2)]  # columns x−1, x−2
+BELOW = [(1, 0), (2, 0), (3, 0)]  # already decoded in column x
+
+
+@dataclass
+class LatentConfig:
+    grids: int = field(default=3, metadata={"help": "latent grids per image, each half as fine as the last"})
+    first: int = field(default=1, metadata={"help": "the finest grid is 1/2^first of the image"})
+    synthesis: int = field(default=12, metadata={"help": "hidden channels of the synthesis"})
+    entropy: str = field(default="mlp", metadata={"help": "mlp | gru", "choices": ENTROPY_MODELS})
+    entropy_hidden: int = field(default=16, metadata={"help": "hidden units of the entropy model"})
+    lam: float = field(default=2e-3, metadata={"help": "λ: weight of bits per pixel against the MSE"})
+
+
+def context(latents: torch.Tensor, offsets: list[tuple[int, int]]) -> torch.Tensor:
+    """Neighbours of every latent: ``(N, h, w)`` → ``(N, h, w, len(offsets))``, zero outside the grid."""
+    _, h, w = latents.shape
+    padded = F.pad(latents, (2, 0, 3, 3))  # 2 columns before, 3 rows above and below
+    return torch.stack([padded[:, 3 + df : 3 + df + h, 2 + dx : 2 + dx + w] for df, dx in offsets], -1)
+
+
+class EntropyMLP(nn.Module):
+    """Cool-chic's causal MLP: the 11 decoded neighbours and the grid's index → Laplace mean, log-scale."""
+
+    def __init__(self, n_grids: int, hidden: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(len(PAST) + len(BELOW) + n_grids, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, 2),
+        )
+
+    def forward(self, latents: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+        """``latents (N, h, w)``, ``grid (G,)`` one-hot → ``(N, h, w, 2)``."""
+        near = context(latents, PAST + BELOW)
+        return self.net(torch.cat([near, grid.expand(*near.shape[:-1], -1)], -1))
+
+
+class EntropyGRU(nn.Module):
+    """A frequency-shared GRU along time: at column x it has read columns ..x−1 of its row's neighbourhood;
+    its state and the three bins below in column x give the Laplace mean and log-scale."""
+
+    def __init__(self, n_grids: int, hidden: int) -> None:
+        super().__init__()
+        self.gru = nn.GRU(len(PAST) + n_grids, hidden, batch_first=True)
+        self.head = nn.Linear(hidden + len(BELOW), 2)
+
+    def forward(self, latents: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+        n, h, w = latents.shape
+        past = context(latents, PAST)  # (N, h, w, 8): only columns before x
+        inputs = torch.cat([past, grid.expand(n, h, w, -1)], -1).reshape(n * h, w, -1)
+        state, _ = self.gru(inputs)  # teacher-forced: every column at once
+        return self.head(torch.cat([state.reshape(n, h, w, -1), context(latents, BELOW)], -1))
+
+
+class LatentCodec(SpectrogramModel):
+    """Latent grids per image, one synthesis and one entropy model for the whole set (see the module)."""
+
+    default_lr = 1e-2
+    size_knob = "synthesis"
+    Config = LatentConfig
+
+    def __init__(self, config: LatentConfig, *, n_images: int, height: int, width: int) -> None:
+        super().__init__(config, n_images=n_images, height=height, width=width)
+        if config.grids < 1 or config.first < 0 or config.entropy not in ENTROPY_MODELS or config.lam < 0:
+            raise ValueError("need grids ≥ 1, first ≥ 0, lam ≥ 0 and entropy mlp or gru")
+        self.scales = [2 ** (config.first + g) for g in range(config.grids)]
+        self.latents = nn.ParameterList(
+            nn.Parameter(torch.zeros(n_images, math.ceil(height / s), math.ceil(width / s)))
+            for s in self.scales
+        )
+        c = config.synthesis
+        self.synthesis = nn.Sequential(
+            nn.Conv2d(config.grids + 1, c, 1),
+            nn.ReLU(),
+            nn.Conv2d(c, c, 1),
+            nn.ReLU(),
+            nn.Conv2d(c, c, 3, padding=1, padding_mode="replicate"),
+            nn.ReLU(),
+            nn.Conv2d(c, 1, 3, padding=1, padding_mode="replicate"),
+        )
+        nn.init.constant_(self.synthesis[-1].bias, 0.5)
+        model = EntropyMLP if config.entropy == "mlp" else EntropyGRU
+        self.entropy = model(config.grids, config.entropy_hidden)
+        self.register_buffer("frequency", torch.linspace(1, -1, height), persistent=False)  # row 0 = top
+        self.register_buffer("grid_codes", torch.eye(config.grids), persistent=False)
+        for g, latent in enumerate(self.latents):  # 1 on the latent columns that are coded
+            self.register_buffer(f"mask{g}", torch.ones(n_images, 1, latent.shape[-1]), persistent=False)
+
+    @property
+    def column_masks(self) -> list[torch.Tensor]:
+        return [getattr(self, f"mask{g}") for g in range(len(self.scales))]
+
+    def set_widths(self, widths: list[int]) -> None:
+        """Zero the latent columns that lie wholly in an image's padding: they are not coded."""
+        for g, s in enumerate(self.scales):
+            columns = torch.arange(self.latents[g].shape[-1], device=self.mask0.device) * s
+            limit = torch.tensor(widths, device=columns.device)[:, None, None]
+            getattr(self, f"mask{g}").copy_((columns[None, None, :] < limit).float())
+
+    def coded_latents(self) -> list[torch.Tensor]:
+        """The latents as the decoder sees them, ``(N, h_g, w_g)`` per grid: rounded, or in training
+        with uniform noise in their place."""
+        out = []
+        for latent, mask in zip(self.latents, self.column_masks, strict=True):
+            if self.training:
+                coded = latent + torch.empty_like(latent).uniform_(-0.5, 0.5)
+            else:
+                coded = torch.round(latent)
+            out.append(coded * mask)
+        return out
+
+    def synthesize(self, latents: list[torch.Tensor]) -> torch.Tensor:
+        """Grids ``(N, h_g, w_g)`` → images ``(N, H, W)``."""
+        size = (self.height, self.width)
+        up = [F.interpolate(y[:, None], size=size, mode="bilinear", align_corners=False) for y in latents]
+        freq = self.frequency[None, None, :, None].expand(self.n_images, 1, *size)
+        return self.synthesis(torch.cat([*up, freq], 1))[:, 0]
+
+    def latent_bits(self, latents: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Bits of every latent under the entropy model, ``(N, h_g, w_g)`` per grid (0 in the padding)."""
+        bits = []
+        for g, (y, mask) in enumerate(zip(latents, self.column_masks, strict=True)):
+            mean, log_b = self.entropy(y, self.grid_codes[g]).unbind(-1)
+            scale = torch.exp(log_b.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX))
+            bits.append(laplace_bits(y - mean, scale, 1.0) * mask)
+        return bits
+
+    def forward(self) -> torch.Tensor:
+        """The decode ``(N, H, W)`` from the (rounded) latents."""
+        return self.synthesize(self.coded_latents())
+
+    def loss(self, target: torch.Tensor, mask: torch.Tensor, *, grad_weight: float = 0.0) -> torch.Tensor:
+        """MSE (plus the optional gradient term) + λ · bits per real pixel."""
+        latents = self.coded_latents()
+        mse = masked_loss(self.synthesize(latents), target, mask, grad_weight=grad_weight)
+        pixels = mask.sum() * self.height
+        return mse + self.config.lam * sum(b.sum() for b in self.latent_bits(latents)) / pixels
+
+    def rates(self, mask: torch.Tensor) -> dict:
+        """Where the bits go (rounded latents): ``bpp``, ``grid_bits`` (bits of each grid) and
+        ``bits_per_column`` ``(N, W)`` (each latent's bits spread over the pixel columns it covers)."""
+        bits = self.latent_bits(self.coded_latents())
+        per_column = sum(
+            b.sum(1).repeat_interleave(s, dim=-1)[:, : self.width] / s
+            for b, s in zip(bits, self.scales, strict=True)
+        )
+        total = sum(float(b.sum()) for b in bits)
+        return {
+            "bpp": total / float(mask.sum() * self.height),
+            "grid_bits": [float(b.sum()) for b in bits],
+            "bits_per_column": per_column,
+        }

@@ -210,6 +210,7 @@ class _Loop:
         config, optimizer = self.config, self.optimizer
         for group in optimizer.param_groups:
             group["lr"] = cosine_lr(self.step, lr=self.lr, steps=config.steps, cosine=config.cosine)
+        self.model.set_progress(self.step / max(config.steps, 1))
         with parametrize.cached():  # straight-through quantised weights: rounded once per step
             loss = self.model.loss(self.target, self.mask, **self.loss_args)
         optimizer.zero_grad(set_to_none=True)

@@ -134,3 +134,36 @@ def test_an_interrupted_latent_fit_resumes_exactly(tiny_wavs):
     assert resumed.best_step == expected.best_step and resumed.last_step == 40
     for (name, a), b in zip(whole.state_dict().items(), resumed_model.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
+
+
+def test_soft_rounding_and_its_noise():
+    from specnir.models.latent import kumaraswamy_noise, softround
+
+    x = torch.linspace(-3, 3, 61)
+    off_ties = x[(x - x.floor() - 0.5).abs() > 0.05]  # cold: rounding (away from the half-way points)
+    assert torch.allclose(softround(off_ties, 1e-3), torch.round(off_ties))
+    assert (softround(x, 10.0) - x).abs().max() < 0.01  # hot: nearly the identity
+    torch.manual_seed(0)
+    for a in (1.0, 2.0):
+        noise = kumaraswamy_noise(torch.zeros(20000), a)
+        assert noise.min() >= -0.5 and noise.max() <= 0.5 and abs(float(noise.mean())) < 0.02
+    peaked, flat = kumaraswamy_noise(torch.zeros(20000), 2.0), kumaraswamy_noise(torch.zeros(20000), 1.0)
+    assert (peaked.abs() < 0.1).float().mean() > 1.3 * (flat.abs() < 0.1).float().mean()
+
+
+def test_the_schedule_ends_with_true_rounding_and_a_gradient():
+    model = LatentCodec(LatentConfig(grids=1), n_images=1, height=8, width=8)
+    latent = model.latents[0]
+    with torch.no_grad():
+        latent.copy_(torch.randn_like(latent) * 2)
+    model.train()
+    model.set_progress(0.0)
+    early = model.quantize(latent)
+    assert not torch.equal(early, torch.round(latent))  # noisy and soft while annealing
+    model.set_progress(0.95)  # the straight-through phase
+    late = model.quantize(latent)
+    assert torch.equal(late.detach(), torch.round(latent).detach())
+    late.sum().backward()
+    assert latent.grad is not None and latent.grad.abs().sum() > 0
+    model.eval()
+    assert torch.equal(model.quantize(latent), torch.round(latent))

@@ -53,6 +53,10 @@ class SpectrogramModel(nn.Module):
         ``(N, 1, W)`` mask) plus ``grad_weight`` × the Sobel-gradient MSE."""
         return masked_loss(self(), target, mask, grad_weight=grad_weight)
 
+    def set_progress(self, fraction: float) -> None:
+        """The loop says how far the fit has come (0 to 1) before each step; a model with a training
+        schedule of its own (the latent codec's quantisation) follows it."""
+
     def set_widths(self, widths: list[int]) -> None:
         """The real width of every image (the rest is padding); a model that codes per column uses it."""
 

@@ -13,9 +13,12 @@ column x. Two entropy models read that context: ``mlp`` (Cool-chic's causal MLP)
 frequency-shared GRU that runs along time over the latent columns; training feeds it the whole sequence at
 once, teacher-forced, as the encoder knows every latent).
 
-Training minimises ``MSE + λ · bits per pixel``. While training, rounding is replaced by additive uniform
-noise; evaluation and the decoder round. Latent columns that lie wholly in an image's padding are zero and
-cost nothing.
+Training minimises ``MSE + λ · bits per pixel``. Rounding has no gradient, so training replaces it (C3's
+recipe, Kim et al. 2023): ``softround(softround(y, t) + n, t)`` with a soft rounding whose temperature t
+falls from 0.3 to 0.1 and a Kumaraswamy noise n whose shape goes from 2 (peaked) to 1 (uniform), then, for
+the last :data:`STE_SHARE` of the steps, true rounding with the soft rounding's gradient (straight-through).
+``anneal=False`` keeps plain uniform noise throughout. Evaluation and the decoder round. Latent columns that
+lie wholly in an image's padding are zero and cost nothing.
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ from specnir.models.laplace import laplace_bits
 from specnir.models.loss import masked_loss
 
 ENTROPY_MODELS = ("mlp", "gru")
+TEMPERATURE = (0.3, 0.1)  # soft rounding, start and end of the annealed phase
+KUMARASWAMY = (2.0, 1.0)  # noise shape, start and end
+STE_SHARE = 0.1  # the last tenth of the steps: straight-through rounding
 LOG_SCALE_MIN, LOG_SCALE_MAX = math.log(0.02), math.log(200.0)  # Laplace scales of a latent
 # Causal context of latent (f, x) as (row offset, column offset); rows grow downwards, towards low frequency.
 PAST = [(-2, -1), (-1, -1), (0, -1), (1, -1), (2, -1), (-1, -2), (0, -2), (1, -2)]  # columns x−1, x−2
@@ -46,6 +52,21 @@ class LatentConfig:
     entropy: str = field(default="mlp", metadata={"help": "mlp | gru", "choices": ENTROPY_MODELS})
     entropy_hidden: int = field(default=16, metadata={"help": "hidden units of the entropy model"})
     lam: float = field(default=2e-3, metadata={"help": "λ: weight of bits per pixel against the MSE"})
+    anneal: bool = field(default=True, metadata={"help": "annealed soft rounding, then straight-through"})
+
+
+def softround(x: torch.Tensor, t: float) -> torch.Tensor:
+    """A differentiable rounding: ``round(x)`` as ``t → 0``, ``x`` as ``t → ∞`` (Agustsson & Theis 2020)."""
+    floor = torch.floor(x)
+    return floor + 0.5 * torch.tanh((x - floor - 0.5) / t) / math.tanh(0.5 / t) + 0.5
+
+
+def kumaraswamy_noise(like: torch.Tensor, a: float) -> torch.Tensor:
+    """Noise in (−1/2, 1/2) with mode 0: Kumaraswamy(a, b) by inverse transform, shifted; ``a = 1`` is
+    uniform, larger ``a`` more peaked."""
+    b = (2**a * (a - 1) + 1) / a
+    u = torch.rand_like(like)
+    return (1 - (1 - u) ** (1 / b)) ** (1 / a) - 0.5
 
 
 def context(latents: torch.Tensor, offsets: list[tuple[int, int]]) -> torch.Tensor:
@@ -122,6 +143,7 @@ class LatentCodec(SpectrogramModel):
         self.entropy = model(config.grids, config.entropy_hidden)
         self.register_buffer("frequency", torch.linspace(1, -1, height), persistent=False)  # row 0 = top
         self.register_buffer("grid_codes", torch.eye(config.grids), persistent=False)
+        self.progress = 0.0  # share of the fit done, set by the loop
         for g, latent in enumerate(self.latents):  # 1 on the latent columns that are coded
             self.register_buffer(f"mask{g}", torch.ones(n_images, 1, latent.shape[-1]), persistent=False)
 
@@ -136,17 +158,26 @@ class LatentCodec(SpectrogramModel):
             limit = torch.tensor(widths, device=columns.device)[:, None, None]
             getattr(self, f"mask{g}").copy_((columns[None, None, :] < limit).float())
 
+    def set_progress(self, fraction: float) -> None:
+        self.progress = fraction
+
+    def quantize(self, latent: torch.Tensor) -> torch.Tensor:
+        """Rounding, or in training its stand-in for the current point of the schedule."""
+        if not self.training:
+            return torch.round(latent)
+        if not self.config.anneal:
+            return latent + torch.empty_like(latent).uniform_(-0.5, 0.5)
+        phase = min(self.progress / (1 - STE_SHARE), 1.0)
+        t = TEMPERATURE[0] + (TEMPERATURE[1] - TEMPERATURE[0]) * phase
+        if self.progress >= 1 - STE_SHARE:  # round forward, soft rounding's gradient backward
+            soft = softround(latent, t)
+            return soft + (torch.round(latent) - soft).detach()
+        a = KUMARASWAMY[0] + (KUMARASWAMY[1] - KUMARASWAMY[0]) * phase
+        return softround(softround(latent, t) + kumaraswamy_noise(latent, a), t)
+
     def coded_latents(self) -> list[torch.Tensor]:
-        """The latents as the decoder sees them, ``(N, h_g, w_g)`` per grid: rounded, or in training
-        with uniform noise in their place."""
-        out = []
-        for latent, mask in zip(self.latents, self.column_masks, strict=True):
-            if self.training:
-                coded = latent + torch.empty_like(latent).uniform_(-0.5, 0.5)
-            else:
-                coded = torch.round(latent)
-            out.append(coded * mask)
-        return out
+        """The latents as the decoder sees them, ``(N, h_g, w_g)`` per grid (see :meth:`quantize`)."""
+        return [self.quantize(y) * mask for y, mask in zip(self.latents, self.column_masks, strict=True)]
 
     def synthesize(self, latents: list[torch.Tensor]) -> torch.Tensor:
         """Grids ``(N, h_g, w_g)`` → images ``(N, H, W)``."""

@@ -13,33 +13,37 @@ from specnir.models import LatentCodec, LatentConfig
 from specnir.models.latent import BELOW, PAST, context
 
 
-def _decoded_before(f: int, x: int, h: int, w: int) -> torch.Tensor:
-    """True where a latent is decoded before (f, x): earlier columns, or lower rows (larger f) of column x."""
-    rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
-    return (cols < x) | ((cols == x) & (rows > f))
+def _decoded_before(k: int, f: int, x: int, shape) -> torch.Tensor:
+    """True where a latent is decoded before (k, f, x): earlier columns; in column x, earlier images;
+    in image k's column x, lower rows (larger f)."""
+    images, rows, cols = torch.meshgrid(*(torch.arange(n) for n in shape), indexing="ij")
+    same = cols == x
+    return (cols < x) | (same & (images < k)) | (same & (images == k) & (rows > f))
 
 
+@pytest.mark.parametrize("cross", [False, True])
 @pytest.mark.parametrize("entropy", ["mlp", "gru"])
-def test_entropy_model_sees_only_latents_decoded_before(entropy):
+def test_entropy_model_sees_only_latents_decoded_before(entropy, cross):
     """Changing one latent changes no distribution of a latent decoded before it (nor its own)."""
     torch.manual_seed(0)
-    model = LatentCodec(LatentConfig(entropy=entropy, grids=1, first=0), n_images=2, height=9, width=11)
+    config = LatentConfig(entropy=entropy, grids=1, first=0, cross=cross)
+    model = LatentCodec(config, n_images=3, height=9, width=11)
     with torch.no_grad():
         for p in model.entropy.parameters():
             p.normal_(0, 0.5)
-    y = torch.randn(2, 9, 11) * 3
+    y = torch.randn(3, 9, 11) * 3
     code = model.grid_codes[0]
     before = model.entropy(y, code)
-    for f, x in [(4, 5), (0, 0), (8, 10), (8, 3), (0, 7)]:
+    for k, f, x in [(1, 4, 5), (0, 0, 0), (2, 8, 10), (1, 8, 3), (0, 0, 7)]:
         changed = y.clone()
-        changed[:, f, x] += 5.0
-        after = model.entropy(changed, code)
-        differs = (after - before).abs().amax(-1).amax(0) > 0  # (h, w)
-        earlier = _decoded_before(f, x, 9, 11)
-        assert not differs[earlier].any(), (entropy, f, x)
-        assert not differs[f, x], (entropy, f, x)
+        changed[k, f, x] += 5.0
+        differs = (model.entropy(changed, code) - before).abs().amax(-1) > 0  # (N, h, w)
+        assert not differs[_decoded_before(k, f, x, y.shape)].any(), (entropy, k, f, x)
+        assert not differs[k, f, x], (entropy, k, f, x)
         if x + 1 < 11:
-            assert differs[:, x + 1].any()  # ... and it does inform what comes after
+            assert differs[k, :, x + 1].any()  # ... and it does inform what comes after
+        if cross and k + 1 < 3:
+            assert differs[k + 1, :, x].any()  # ... the next image's column too
 
 
 def test_context_offsets_are_causal_and_zero_outside():

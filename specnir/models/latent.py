@@ -9,9 +9,10 @@ The latents are what the file will hold; their cost is their rate under a Laplac
 entropy model, also shared by the set, predicts from latents already decoded. The decoding order is the
 spectrogram's own: column by column along time, and in a column from the lowest frequency up, so the context
 of latent ``(f, x)`` is columns x−1 (rows f−2..f+2) and x−2 (rows f−1..f+1) and the three bins below it in
-column x. Two entropy models read that context: ``mlp`` (Cool-chic's causal MLP) and ``gru`` (a
-frequency-shared GRU that runs along time over the latent columns; training feeds it the whole sequence at
-once, teacher-forced, as the encoder knows every latent).
+column x; with ``cross``, also the previous image's column x (rows f−1..f+1: a column is decoded image by
+image), which is what a set can give that a single image cannot. Two entropy models read that context:
+``mlp`` (Cool-chic's causal MLP) and ``gru`` (a frequency-shared GRU that runs along time over the latent
+columns; training feeds it the whole sequence at once, teacher-forced, as the encoder knows every latent).
 
 Training minimises ``MSE + λ · bits per pixel``. Rounding has no gradient, so training replaces it (C3's
 recipe, Kim et al. 2023): ``softround(softround(y, t) + n, t)`` with a soft rounding whose temperature t
@@ -42,6 +43,7 @@ LOG_SCALE_MIN, LOG_SCALE_MAX = math.log(0.02), math.log(200.0)  # Laplace scales
 # Causal context of latent (f, x) as (row offset, column offset); rows grow downwards, towards low frequency.
 PAST = [(-2, -1), (-1, -1), (0, -1), (1, -1), (2, -1), (-1, -2), (0, -2), (1, -2)]  # columns x−1, x−2
 BELOW = [(1, 0), (2, 0), (3, 0)]  # already decoded in column x
+ACROSS = [(-1, 0), (0, 0), (1, 0)]  # with ``cross``: the previous image's column x, decoded before
 
 
 @dataclass
@@ -53,6 +55,7 @@ class LatentConfig:
     entropy_hidden: int = field(default=16, metadata={"help": "hidden units of the entropy model"})
     lam: float = field(default=2e-3, metadata={"help": "λ: weight of bits per pixel against the MSE"})
     anneal: bool = field(default=True, metadata={"help": "annealed soft rounding, then straight-through"})
+    cross: bool = field(default=False, metadata={"help": "context from the previous image's latents too"})
 
 
 def softround(x: torch.Tensor, t: float) -> torch.Tensor:
@@ -76,13 +79,24 @@ def context(latents: torch.Tensor, offsets: list[tuple[int, int]]) -> torch.Tens
     return torch.stack([padded[:, 3 + df : 3 + df + h, 2 + dx : 2 + dx + w] for df, dx in offsets], -1)
 
 
+def in_column(latents: torch.Tensor, cross: bool) -> torch.Tensor:
+    """What is decoded before latent ``(k, f, x)`` in its own column: the bins below it and, with
+    ``cross``, the previous image's bins around f (images are decoded in order within a column)."""
+    below = context(latents, BELOW)
+    if not cross:
+        return below
+    previous = F.pad(latents, (0, 0, 0, 0, 1, 0))[:-1]  # image k−1 (zeros before the first)
+    return torch.cat([below, context(previous, ACROSS)], -1)
+
+
 class EntropyMLP(nn.Module):
     """Cool-chic's causal MLP: the 11 decoded neighbours and the grid's index → Laplace mean, log-scale."""
 
-    def __init__(self, n_grids: int, hidden: int) -> None:
+    def __init__(self, n_grids: int, hidden: int, cross: bool) -> None:
         super().__init__()
+        self.cross = cross
         self.net = nn.Sequential(
-            nn.Linear(len(PAST) + len(BELOW) + n_grids, hidden),
+            nn.Linear(len(PAST) + len(BELOW) + len(ACROSS) * cross + n_grids, hidden),
             nn.ReLU(),
             nn.Linear(hidden, hidden),
             nn.ReLU(),
@@ -91,7 +105,7 @@ class EntropyMLP(nn.Module):
 
     def forward(self, latents: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
         """``latents (N, h, w)``, ``grid (G,)`` one-hot → ``(N, h, w, 2)``."""
-        near = context(latents, PAST + BELOW)
+        near = torch.cat([context(latents, PAST), in_column(latents, self.cross)], -1)
         return self.net(torch.cat([near, grid.expand(*near.shape[:-1], -1)], -1))
 
 
@@ -99,17 +113,18 @@ class EntropyGRU(nn.Module):
     """A frequency-shared GRU along time: at column x it has read columns ..x−1 of its row's neighbourhood;
     its state and the three bins below in column x give the Laplace mean and log-scale."""
 
-    def __init__(self, n_grids: int, hidden: int) -> None:
+    def __init__(self, n_grids: int, hidden: int, cross: bool) -> None:
         super().__init__()
+        self.cross = cross
         self.gru = nn.GRU(len(PAST) + n_grids, hidden, batch_first=True)
-        self.head = nn.Linear(hidden + len(BELOW), 2)
+        self.head = nn.Linear(hidden + len(BELOW) + len(ACROSS) * cross, 2)
 
     def forward(self, latents: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
         n, h, w = latents.shape
         past = context(latents, PAST)  # (N, h, w, 8): only columns before x
         inputs = torch.cat([past, grid.expand(n, h, w, -1)], -1).reshape(n * h, w, -1)
         state, _ = self.gru(inputs)  # teacher-forced: every column at once
-        return self.head(torch.cat([state.reshape(n, h, w, -1), context(latents, BELOW)], -1))
+        return self.head(torch.cat([state.reshape(n, h, w, -1), in_column(latents, self.cross)], -1))
 
 
 class LatentCodec(SpectrogramModel):
@@ -140,7 +155,7 @@ class LatentCodec(SpectrogramModel):
         )
         nn.init.constant_(self.synthesis[-1].bias, 0.5)
         model = EntropyMLP if config.entropy == "mlp" else EntropyGRU
-        self.entropy = model(config.grids, config.entropy_hidden)
+        self.entropy = model(config.grids, config.entropy_hidden, config.cross)
         self.register_buffer("frequency", torch.linspace(1, -1, height), persistent=False)  # row 0 = top
         self.register_buffer("grid_codes", torch.eye(config.grids), persistent=False)
         self.progress = 0.0  # share of the fit done, set by the loop

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from specnir.codec.residual import distribution, one_thread, predictive_loop
+from specnir.codec.residual import one_thread, predictive_loop
 from specnir.models.predictor import PredictiveGRU, PredictorConfig, grey_level, scale_index
 
 
@@ -24,10 +24,9 @@ def test_parallel_path_gives_the_sequential_coders_numbers(max_error):
     truth = rng.integers(0, 256, (n, h, w))  # bin 0 lowest
     delta, seen = 2 * max_error + 1, {}
 
-    def coder(x, f, active, grey, index):  # codes the truth, as the encoder does, and records
-        seen[x, f] = grey.copy(), index.copy(), active.copy()
-        rho, t0, _, _ = distribution(grey, index, max_error)
-        return np.where(active, (truth[:, f, x] - rho + max_error) // delta - t0, 0)
+    def coder(x, f, active, p):  # codes the truth, as the encoder does, and records
+        seen[x, f] = p.grey.copy(), p.index.copy(), active.copy()
+        return np.where(active, (truth[:, f, x] - p.rho + max_error) // delta - p.t0, 0)
 
     decoded = predictive_loop(model, widths, coder)[:, ::-1]  # uint8, bin 0 lowest
     for k, width in enumerate(widths):

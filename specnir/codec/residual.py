@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections.abc import Callable, Iterator
+from typing import NamedTuple
 
 import constriction
 import numpy as np
@@ -31,8 +32,20 @@ from specnir.models.predictor import (
     scale_index,
 )
 
-# coder(x, f, active, grey, index) -> σ for every image: (N,) bool, (N,) float64, (N,) int64 -> (N,) int64
-Coder = Callable[[int, int, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+class Prediction(NamedTuple):
+    """One bin of every image as the coder sees it; each field ``(N,)``."""
+
+    grey: np.ndarray  # the prediction, rounded to 1/16 grey level
+    index: np.ndarray  # the entry of SCALE_TABLE
+    rho: np.ndarray  # the grid's offset: levels are u = t·Δ + ρ
+    t0: np.ndarray  # the lowest level whose interval [u − K, u + K] reaches 0
+    mean: np.ndarray  # Laplace mean of the symbol σ = t − t0, in units of Δ
+    scale: np.ndarray  # Laplace scale, in units of Δ
+
+
+# coder(x, f, active, prediction) -> σ for every image ((N,) int64); active (N,) bool
+Coder = Callable[[int, int, np.ndarray, Prediction], np.ndarray]
 
 
 @contextlib.contextmanager
@@ -53,26 +66,22 @@ def symbol_range(max_error: int) -> tuple[int, int]:
     return 0, max((255 - rho + max_error) // delta + (rho + max_error) // delta for rho in range(delta))
 
 
-def distribution(grey: np.ndarray, index: np.ndarray, max_error: int):
-    """The coder's view of a prediction: ``(ρ, t0, mean, scale)``.
-
-    ``ρ`` places the grid at the rounded prediction, ``t0`` is the lowest level whose interval
-    ``[u − K, u + K]`` reaches 0, and ``mean``/``scale`` are the Laplace parameters in units of ``Δ``.
-    """
+def distribution(grey: np.ndarray, index: np.ndarray, max_error: int) -> Prediction:
+    """The coder's view of a prediction ``grey`` with scale ``index``: the grid placed at the rounded
+    prediction, and the Laplace of the symbol on it."""
     delta = 2 * max_error + 1
     centre = np.clip(np.rint(grey), 0, 255).astype(np.int64)
     rho = centre % delta
     t0 = -((rho + max_error) // delta)
-    return rho, t0, (grey - rho) / delta - t0, SCALE_TABLE[index] / delta
+    return Prediction(grey, index, rho, t0, (grey - rho) / delta - t0, SCALE_TABLE[index] / delta)
 
 
 def predictive_loop(model: PredictiveGRU, widths: list[int], coder: Coder) -> np.ndarray:
     """Run the decoder over every pixel; returns ``(N, H, W)`` uint8 grey levels in image orientation
     (row 0 = highest frequency; padding 0).
 
-    For bin ``f`` of column ``x`` it computes, for all images, the prediction ``grey`` (1/16 grey level)
-    and the scale ``index``, and asks ``coder(x, f, active, grey, index)`` for the symbols ``σ`` of the
-    images still running (``active``).
+    For bin ``f`` of column ``x`` it computes, for all images, the :class:`Prediction` and asks
+    ``coder(x, f, active, prediction)`` for the symbols ``σ`` of the images still running (``active``).
     """
     cfg = model.config
     n, h, w = len(widths), model.height, max(widths)
@@ -93,10 +102,9 @@ def predictive_loop(model: PredictiveGRU, widths: list[int], coder: Coder) -> np
             for f in range(h):
                 mean = predicted_mean(co[:, f], (change[:, c + f - j] for j in range(1, c + 1)))
                 index = scale_index(log_scale(co[:, f], error[:, f + 1], error[:, f]))
-                grey = grey_level(mean)
-                sigma = coder(x, f, active, grey, index)
-                rho, t0, _, _ = distribution(grey, index, k)
-                decoded[:, f, x] = np.clip((sigma + t0) * delta + rho, 0, 255) * active / 255
+                p = distribution(grey_level(mean), index, k)
+                sigma = coder(x, f, active, p)
+                decoded[:, f, x] = np.clip((sigma + p.t0) * delta + p.rho, 0, 255) * active / 255
                 change[:, c + f] = decoded[:, f, x] - prev[:, f]
                 error[:, 2 + f] = prediction_error(decoded[:, f, x], mean)
             previous = torch.from_numpy(decoded[:, :, x].copy())
@@ -115,12 +123,11 @@ def encode_residuals(model: PredictiveGRU, data: ImageSet, encoder) -> np.ndarra
     delta = 2 * k + 1
     symbols, means, scales = [], [], []
 
-    def coder(x, f, active, grey, index):
-        rho, t0, mean, scale = distribution(grey, index, k)
-        sigma = np.where(active, (truth[:, f, x] - rho + k) // delta - t0, 0)
+    def coder(x, f, active, p):
+        sigma = np.where(active, (truth[:, f, x] - p.rho + k) // delta - p.t0, 0)
         symbols.append(sigma[active])
-        means.append(mean[active])
-        scales.append(scale[active])
+        means.append(p.mean[active])
+        scales.append(p.scale[active])
         return sigma
 
     recon = predictive_loop(model, data.widths, coder)
@@ -139,11 +146,10 @@ def decode_residuals(model: PredictiveGRU, widths: list[int], decoder) -> np.nda
     k = model.config.max_error
     family = _family(k)
 
-    def coder(x, f, active, grey, index):
+    def coder(x, f, active, p):
         sigma = np.zeros(len(active), np.int64)
         if active.any():
-            _, _, mean, scale = distribution(grey, index, k)
-            sigma[active] = decoder.decode(family, mean[active], scale[active])
+            sigma[active] = decoder.decode(family, p.mean[active], p.scale[active])
         return sigma
 
     return predictive_loop(model, widths, coder)

@@ -113,8 +113,9 @@ def run_fit(
     arch = arch_of(model_config)
     n, height, width = data.target.shape
     model = build_model(arch, model_config, n_images=n, height=height, width=width)
-    checkpoint = {"arch": arch, "fit_config": fit_config, "params": data.params, "images": data.layouts}
-    checkpoint["inputs"] = inputs
+    checkpoint = dict(
+        arch=arch, fit_config=fit_config, params=data.params, images=data.layouts, inputs=inputs
+    )
     logger = TensorBoardLogger(run_dir / "tb", data, gl_iters=gl_iters)
     saver = RunSaver(run_dir, model, **checkpoint)
     result = fit(model, data, fit_config, callbacks=[logger, saver], resume=resume, progress=progress)

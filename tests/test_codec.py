@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_SPEC_ARGS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -26,7 +27,6 @@ FIXTURES = Path(__file__).parent / "fixtures"
 V1_FILES = sorted((FIXTURES / "v1").glob("*.snir"))
 
 TINY = SpecParams(sample_rate=8000, n_fft=256, hop_length=64, n_mels=16)
-TINY_ARGS = ["--sample-rate", "8000", "--n-fft", "256", "--hop-length", "64", "--n-mels", "16"]
 
 
 def truth_pixels(inputs) -> list[np.ndarray]:
@@ -124,7 +124,7 @@ def test_cli_compress_info_decompress(tmp_path, tiny_wavs, capsys):
         "10",
         "--quiet",
     ]
-    assert main([str(a) for a in args + TINY_ARGS]) == 0
+    assert main([str(a) for a in args + TINY_SPEC_ARGS]) == 0
     text = capsys.readouterr().out
     assert f"{out.stat().st_size:,} bytes" in text and "max error 1 grey levels" in text
     assert main(["info", str(out)]) == 0
@@ -142,7 +142,7 @@ def test_compress_refuses_bad_options(tmp_path, tiny_wavs, capsys):
         ["--mode", "residual", "--max-error", "-1"],
     ]
     for extra in cases:
-        code = main(["compress", str(tiny_wavs[0]), "-o", str(tmp_path / "x.snir"), *extra, *TINY_ARGS])
+        code = main(["compress", str(tiny_wavs[0]), "-o", str(tmp_path / "x.snir"), *extra, *TINY_SPEC_ARGS])
         err = capsys.readouterr().err
         assert code == 2 and err.startswith("specnir: error:") and err.count("\n") == 1, extra
     assert main(["compress", str(tiny_wavs[0]), "-o", str(tmp_path / "x.bin")]) == 2

@@ -90,7 +90,8 @@ def _coding(sub) -> None:
     p = sub.add_parser("compress", help="fit and write one .snir file for a set of spectrograms")
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="audio files, spectrogram PNGs or directories")
     p.add_argument("-o", "--output", required=True, metavar="SET.snir")
-    p.add_argument("--arch", choices=IMAGE_MODELS, default="gru", help="default gru")
+    coded = sorted({arch for mode in MODES.values() for arch in mode.archs})  # what some mode codes with
+    p.add_argument("--arch", choices=coded, default="gru", help="default gru")
     p.add_argument(
         "--mode",
         choices=tuple(MODES),

@@ -1,5 +1,6 @@
 """The .snir file: compress → decompress round trips, error bounds, bytes, and refusal of bad files."""
 
+import json
 import struct
 import subprocess
 import sys
@@ -129,7 +130,7 @@ def test_cli_compress_info_decompress(tmp_path, tiny_wavs, capsys):
     assert f"{out.stat().st_size:,} bytes" in text and "max error 1 grey levels" in text
     assert main(["info", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "format version 1" in text and "residual" in text and "tiny0 (16×24)" in text
+    assert "format version 2" in text and "residual" in text and "tiny0 (16×24)" in text
     assert main(["decompress", str(out), "-o", str(tmp_path / "d"), "--no-audio"]) == 0
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == [f"tiny{k}.png" for k in range(5)]
 
@@ -150,13 +151,22 @@ def test_compress_refuses_bad_options(tmp_path, tiny_wavs, capsys):
     assert not list(tmp_path.glob("*.snir"))
 
 
-def _repack(blob: bytes, edit) -> bytes:
+def pack_v1(header: dict, words: np.ndarray) -> bytes:
+    """A version-1 file (JSON header), as the first specnir wrote them."""
+    head = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
+    body = snir.MAGIC + b"\x01" + struct.pack("<I", len(head)) + head + struct.pack("<I", 4 * words.size)
+    body += words.astype("<u4").tobytes()
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def _repack(blob: bytes, edit, pack=pack_v1) -> bytes:
     header, words = snir.unpack(blob)
     edit(header)
-    return snir.pack(header, words)
+    return pack(header, words)
 
 
 def _bad_files(blob: bytes) -> dict[str, tuple[bytes, str]]:
+    """Damaged version-1 files."""
     flipped = bytearray(blob)
     flipped[len(blob) // 2] ^= 0x10
     version = bytearray(blob)
@@ -287,7 +297,9 @@ def test_version_1_file_decodes_bit_exactly_in_a_fresh_process(tmp_path):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-@pytest.mark.parametrize("arch, mode", [("gru", "residual"), ("gru", "model"), ("siren", "model")])
+@pytest.mark.parametrize(
+    "arch, mode", [("gru", "residual"), ("gru", "model"), ("siren", "model"), ("latent", "latent")]
+)
 def test_cuda_fitted_files_decode_exactly_in_a_fresh_cpu_process(tmp_path, tiny_wavs, arch, mode):
     result = compress(
         tiny_wavs, arch=arch, mode=mode, quality=2, steps=60, device="cuda", params=TINY, progress=False

@@ -1,5 +1,6 @@
 """The .snir container alone: pack/unpack round trips and refusal of damaged bytes, without any fit."""
 
+import json
 import struct
 import zlib
 
@@ -7,22 +8,93 @@ import numpy as np
 import pytest
 
 from specnir.codec.container import MAGIC, VERSION, pack, read, unpack, write
+from specnir.codec.header import read_header
 from specnir.errors import SpecnirError
+from specnir.models import LatentCodec, LatentConfig
 
-HEADER = {"format": "snir", "arch": "gru", "images": [{"name": "ä", "width": 3}], "x": 1.5}
+IMAGES = [
+    {"name": "ä", "width": 24, "db_min": -70.25, "db_max": 9.5, "length": 2944},
+    {"name": "b", "width": 9, "db_min": -60.0, "db_max": 0.0, "length": None},
+    *(
+        {"name": f"clip{k}", "width": 180 + k, "db_min": -81.17, "db_max": 13.02, "length": 128 * (179 + k)}
+        for k in range(3)
+    ),
+]
+
+
+def _header() -> dict:
+    """A version-2 header as :func:`unpack` returns it, for a small latent codec (unfitted)."""
+    model = LatentCodec(LatentConfig(lam=1e-3), n_images=5, height=128, width=183)
+    return {
+        "format": "snir",
+        "arch": "latent",
+        "mode": "latent",
+        "quality": 3,
+        "model_config": {**vars(LatentConfig()), "lam": 1e-3},
+        "params": {
+            "sample_rate": 16000,
+            "n_fft": 1024,
+            "hop_length": 128,
+            "win_length": 1024,
+            "window": "hann",
+            "scale": "mel",
+            "n_mels": 128,
+            "f_min": 0.0,
+            "f_max": 8000.0,
+            "top_db": 80.0,
+            "ref": 1.0,
+        },
+        "height": 128,
+        "images": IMAGES,
+        "tensors": [{"exponent": 7, "min": -3, "max": 5, "scale_index": 70} for _ in model.weights()],
+        "weight_count": sum(p.numel() for p in model.weights().values()),
+        "latents": {"alphabets": [1, 2, 3]},
+    }
 
 
 def test_pack_unpack_round_trip(tmp_path):
     words = np.random.default_rng(0).integers(0, 2**32, 17, dtype=np.uint64).astype(np.uint32)
-    blob = pack(HEADER, words)
-    assert blob[:4] == MAGIC and blob[4] == VERSION
-    assert len(blob) == 4 + 1 + 4 + struct.unpack_from("<I", blob, 5)[0] + 4 + 17 * 4 + 4
-    header, back = unpack(blob)
-    assert header == HEADER and np.array_equal(back, words) and back.dtype == np.uint32
+    header = _header()
+    shaped = [{**e, "shape": [1]} for e in header["tensors"]]  # (pack counts the weights from the shapes)
+    blob = pack({**header, "tensors": shaped, "weight_count": None}, words)
+    assert blob[:4] == MAGIC and blob[4] == VERSION == 2
+    back_header, back = unpack(blob)
+    assert np.array_equal(back, words) and back.dtype == np.uint32
+    assert back_header == {**header, "weight_count": len(shaped)}
+    head_len = len(blob) - 4 - 1 - 1 - 17 * 4 - 4  # (a one-byte header length)
+    names = sum(len(im["name"].encode()) for im in IMAGES)
+    assert head_len - names <= 150 - 10  # five images: at most 150 bytes with the framing, names aside
     path = write(tmp_path / "x.snir", blob)
-    assert path.read_bytes() == blob and read(path)[0] == HEADER
+    assert path.read_bytes() == blob and read(path)[0] == back_header
     assert not [p for p in tmp_path.iterdir() if p.name != "x.snir"]  # no temporary file left
-    assert unpack(pack({}, np.zeros(0, np.uint32)))[0] == {}
+
+
+def test_version_2_header_names_the_network_tensors():
+    header = _header()
+    blob = pack(
+        {
+            **header,
+            "tensors": [
+                {**e, "shape": [p.numel()]}
+                for e, p in zip(
+                    header["tensors"],
+                    LatentCodec(LatentConfig(), n_images=5, height=128, width=183).weights().values(),
+                    strict=True,
+                )
+            ],
+        },
+        np.zeros(0, np.uint32),
+    )
+    model, params, layouts, entries = read_header(unpack(blob)[0])
+    assert [e["name"] for e in entries] == list(model.weights())
+    assert [im.width for im in layouts] == [24, 9, 180, 181, 182] and layouts[0].db_min == -70.25
+    assert isinstance(model, LatentCodec) and model.config.lam == 1e-3 and params.n_mels == 128
+
+
+def pack_v1(header: dict, words: np.ndarray) -> bytes:
+    head = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
+    body = MAGIC + b"\x01" + struct.pack("<I", len(head)) + head + struct.pack("<I", 4 * words.size)
+    return _resign(body + words.astype("<u4").tobytes())
 
 
 def _resign(body: bytes) -> bytes:
@@ -35,6 +107,7 @@ def _resign(body: bytes) -> bytes:
         (lambda b: b"PNG!" + b[4:], "wrong magic"),
         (lambda b: b"", "wrong magic"),
         (lambda b: b[:4] + bytes([VERSION + 1]) + b[5:], f"version {VERSION + 1} not supported"),
+        (lambda b: b[:4] + bytes([0]) + b[5:], "version 0 not supported"),
         (lambda b: b[:-7], "truncated"),
         (lambda b: b[:12], "truncated"),
         (lambda b: b[:20] + bytes([b[20] ^ 1]) + b[21:], "CRC mismatch"),
@@ -45,7 +118,7 @@ def _resign(body: bytes) -> bytes:
     ],
 )
 def test_damaged_containers_are_refused(damage, problem):
-    blob = pack({"format": "snir", "pad": "a" * 60}, np.arange(4, dtype=np.uint32))
+    blob = pack_v1({"format": "snir", "pad": "a" * 60}, np.arange(4, dtype=np.uint32))
     with pytest.raises(SpecnirError, match=problem) as info:
         unpack(damage(blob), source="bad.snir")
     assert str(info.value).startswith("bad.snir: ")
@@ -54,3 +127,40 @@ def test_damaged_containers_are_refused(damage, problem):
 def test_read_names_a_missing_file(tmp_path):
     with pytest.raises(SpecnirError, match="no such file"):
         read(tmp_path / "missing.snir")
+
+
+def _v2_blob() -> bytes:
+    header = _header()
+    return pack(
+        {**header, "tensors": [{**e, "shape": [1]} for e in header["tensors"]]}, np.arange(3, dtype=np.uint32)
+    )
+
+
+def _varint(n: int) -> bytes:
+    return bytes([n & 0x7F | 0x80, n >> 7]) if n >= 0x80 else bytes([n])
+
+
+def _rebuild(blob: bytes, edit) -> bytes:
+    """A version-2 file with its (header, payload) edited, length and CRC made valid again."""
+    length, pos = blob[5] & 0x7F | (blob[6] << 7 if blob[5] & 0x80 else 0), 7 if blob[5] & 0x80 else 6
+    head, payload = edit(blob[pos : pos + length], blob[pos + length : -4])
+    return _resign(blob[:5] + _varint(len(head)) + head + payload)
+
+
+@pytest.mark.parametrize(
+    "damage, problem",
+    [
+        (lambda b: b[:5], "truncated"),
+        (lambda b: _resign(b[:5] + b"\xff\xff\xff\xff\x7f" + b[7:-4]), "header"),
+        (lambda b: _rebuild(b, lambda h, p: (h + p[:4], p[4:])), "trailing bytes after the header"),
+        (lambda b: _rebuild(b, lambda h, p: (h[:-4], h[-4:] + p)), "header is truncated"),
+        (lambda b: _rebuild(b, lambda h, p: (bytes([9]) + h[1:], p)), "unknown mode"),
+        (lambda b: _rebuild(b, lambda h, p: (h, p[:-2])), "whole number of 32-bit words"),
+        (lambda b: b[:-8] + b[-4:], "CRC mismatch"),
+        (lambda b: b + b"\0", "CRC mismatch"),
+    ],
+)
+def test_damaged_version_2_files_are_refused(damage, problem):
+    with pytest.raises(SpecnirError, match=problem) as info:
+        unpack(damage(_v2_blob()), source="bad.snir")
+    assert str(info.value).startswith("bad.snir: ")

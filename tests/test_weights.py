@@ -8,6 +8,7 @@ from torch import nn
 
 from specnir.codec.weights import (
     choose_exponents,
+    rd_exponents,
     decode_weights,
     encode_weights,
     freeze_quantized,
@@ -16,6 +17,7 @@ from specnir.codec.weights import (
     round_to_step,
     tensor_entries,
     to_integers,
+    weight_bits,
 )
 
 
@@ -28,9 +30,14 @@ def test_integers_round_trip_exactly():
         assert (back.double() - values.double()).abs().max() <= 2.0 ** (-exponent - 1) + 1e-12
 
 
+class Toy(nn.Sequential):
+    def weights(self) -> dict:
+        return dict(self.named_parameters())
+
+
 def _toy():
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 1))
+    model = Toy(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 1))
     x = torch.randn(64, 6)
     y = torch.randn(64, 1)
 
@@ -98,3 +105,19 @@ def test_weights_code_and_decode_exactly():
 def test_dequantised_weights_are_exact_in_float32(exponent):
     ints = torch.arange(-(2**20), 2**20, 4099)
     assert torch.equal(from_integers(ints, exponent).double() * 2.0**exponent, ints.double())
+
+
+def test_rd_exponents_trade_bits_for_loss():
+    """The larger λ, the coarser the steps: fewer weight bits, more loss; λ = 0 keeps the finest."""
+    results = []
+    for lam in (0.0, 0.1, 3.0):
+        model, loss = _toy()
+        exponents = rd_exponents(model, loss, lam=lam, pixels=1000)
+        bits = sum(
+            weight_bits(to_integers(p, exponents[n]).reshape(-1).numpy()) for n, p in model.named_parameters()
+        )
+        for name, param in model.named_parameters():  # left on the chosen grids
+            assert torch.equal(param, round_to_step(param, exponents[name]))
+        results.append((bits, loss()))
+    assert results[0][0] > results[1][0] > results[2][0]
+    assert results[0][1] <= results[1][1] <= results[2][1]

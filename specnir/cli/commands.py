@@ -114,6 +114,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
         mode=args.mode,
         quality=args.quality,
         max_error=args.max_error,
+        lam=args.lam,
         steps=args.steps,
         seed=args.seed,
         device=args.device,
@@ -122,11 +123,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
     )
     write(output, result.blob)
     n_images = len(result.decoded.names)
-    print(
-        tables.compress_summary(
-            output, result.report, arch=args.arch, mode=args.mode, quality=args.quality, n_images=n_images
-        )
-    )
+    print(tables.compress_summary(output, result.report, header=result.decoded.header, n_images=n_images))
     return 0
 
 

@@ -91,7 +91,7 @@ def _coding(sub) -> None:
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="audio files, spectrogram PNGs or directories")
     p.add_argument("-o", "--output", required=True, metavar="SET.snir")
     coded = sorted({arch for mode in MODES.values() for arch in mode.archs})  # what some mode codes with
-    p.add_argument("--arch", choices=coded, default="gru", help="default gru")
+    p.add_argument("--arch", choices=coded, help="default: the mode's own (model: gru)")
     p.add_argument(
         "--mode",
         choices=tuple(MODES),
@@ -103,11 +103,17 @@ def _coding(sub) -> None:
         type=int,
         default=4,
         metavar="Q",
-        help="1-8 (default 4); model: about 500*2^Q weights; residual: max error 16,10,6,4,3,2,1,0",
+        help="1-8, higher is better (default 4); model: about 500*2^Q weights; residual: max error"
+        " 16,10,6,4,3,2,1,0; latent: λ 4e-3 halved per step",
     )
     p.add_argument("--max-error", type=int, help="residual: largest error in grey levels (0: lossless)")
+    p.add_argument("--lambda", type=float, dest="lam", help="latent: λ instead of the quality's")
     p.add_argument(
-        "--steps", type=int, default=DEFAULT_STEPS, help=f"optimiser steps (default {DEFAULT_STEPS})"
+        "--steps",
+        type=int,
+        help="optimiser steps (default: the mode's, "
+        + ", ".join(f"{name} {mode.steps}" for name, mode in MODES.items())
+        + ")",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")

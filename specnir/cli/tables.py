@@ -50,19 +50,22 @@ def fit_summary(record: dict, run_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def compress_summary(output: Path, report: dict, *, arch: str, mode: str, quality: int, n_images: int) -> str:
+def compress_summary(output: Path, report: dict, *, header: dict, n_images: int) -> str:
     r = report
     bound = "lossless" if r["max_error"] == 0 else f"max error {r['max_error']} grey levels"
-    return "\n".join(
-        [
-            f"{output}: {r['bytes']:,} bytes, {r['bpp']:.3f} bpp"
-            f" over {r['pixels']:,} pixels of {n_images} images",
-            f"  {arch} {mode}, quality {quality}: PSNR {r['psnr']:.2f} dB on the 8-bit images ({bound});"
-            f" {r['weights']:,} weights in {r['weight_bits'] / 8:,.0f} bytes"
-            f" ({r['weight_bits'] / max(r['weights'], 1):.2f} bits/weight)",
-            f"  fit {r['fit_seconds']:.0f} s, coding and verification {r['code_seconds']:.1f} s",
-        ]
-    )
+    lines = [
+        f"{output}: {r['bytes']:,} bytes, {r['bpp']:.3f} bpp"
+        f" over {r['pixels']:,} pixels of {n_images} images",
+        f"  {header['arch']} {header['mode']}, quality {header['quality']}: PSNR {r['psnr']:.2f} dB on the"
+        f" 8-bit images ({bound}); {r['weights']:,} weights in {r['weight_bits'] / 8:,.0f} bytes"
+        f" ({r['weight_bits'] / max(r['weights'], 1):.2f} bits/weight)",
+    ]
+    if "latent_grid_bits" in r:
+        coded = ", ".join(f"{b / 8:,.0f}" for b in r["latent_grid_bits"])
+        ratio = sum(r["latent_grid_bits"]) / max(sum(r["latent_estimate_bits"]), 1e-9)
+        lines.append(f"  latents: {coded} bytes per grid ({ratio:.4f} × the entropy model's estimate)")
+    lines.append(f"  fit {r['fit_seconds']:.0f} s, coding and verification {r['code_seconds']:.1f} s")
+    return "\n".join(lines)
 
 
 def rd_row(r: dict) -> str:

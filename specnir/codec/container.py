@@ -1,41 +1,53 @@
 """The ``.snir`` format, written down in one place, and its container: magic, version, header, payload, CRC.
 
-Byte layout (integers little-endian)::
+Version 2 (what specnir writes; ``uv`` = unsigned LEB128 varint)::
 
     offset      size  field
     0           4     magic  b"SNIR"
-    4           1     format version (1)
-    5           4     header length H (at most 1 MiB)
-    9           H     header: UTF-8 JSON object, keys sorted, no spaces
-    9+H         4     payload length P (a multiple of 4)
-    13+H        P     payload: one range-coded stream, constriction's 32-bit words
-    13+H+P      4     CRC32 (zlib) of every byte before it
+    4           1     format version (2)
+    5           1-3   uv header length H (at most 1 MiB)
+    5+u         H     header: binary (:mod:`specnir.codec.compact` lists its fields)
+    5+u+H       P     payload: one range-coded stream, constriction's 32-bit words (P a multiple of 4)
+    end−4       4     CRC32 (zlib, little-endian) of every byte before it
 
-Header fields (version 1; :mod:`specnir.codec.header` builds and checks them):
+Version 1 (still read)::
+
+    0 magic | 4 version (1) | 5 uint32 header length H | 9 header: UTF-8 JSON, keys sorted |
+    9+H uint32 payload length P | 13+H payload | 13+H+P CRC32
+
+Header fields (as :func:`unpack` returns them, both versions; :mod:`specnir.codec.header` checks them):
 
     format        "snir"
-    arch          the architecture asked for: "gru" or "siren"
-    mode          "model" or "residual" (:mod:`specnir.codec.modes`)
+    arch          the architecture asked for: "gru", "siren" or "latent"
+    mode          "model", "residual" or "latent" (:mod:`specnir.codec.modes`)
     quality       1-8, as asked (informative)
     model_config  the fitted network's config dataclass as an object: ColumnGRU's or Siren's in mode
-                  "model", PredictiveGRU's in mode "residual" (its max_error is the error bound K)
+                  "model", PredictiveGRU's in mode "residual" (its max_error is the error bound K),
+                  LatentCodec's in mode "latent" (version 2 stores only the fields off their defaults)
     params        every STFT/mel parameter (SpecParams): sample_rate, n_fft, hop_length, win_length,
                   window, scale, n_mels, f_min, f_max, top_db, ref
     height        rows of every image (= n_mels, or n_fft // 2 + 1 for a linear STFT)
     images        per image, in order: name, width (time columns), db_min and db_max (dB of grey 0 and
-                  255), length (samples of the recording, or null); width = 1 + length // hop_length
-    tensors       per weight tensor, in the network's parameter order: name, shape, exponent e (the
-                  weights are integers q · 2^-e), min and max of q, and scale (of the Laplace that codes q)
+                  255; 1/100 dB in version 2), length (samples of the recording, or null);
+                  width = 1 + length // hop_length
+    tensors       per stored weight tensor, in the network's order: name and shape (version 1; version 2
+                  takes them from the network), exponent e (the weights are integers q · 2^-e), min and
+                  max of q, and the Laplace that codes q: scale (version 1) or scale_index (version 2)
+    latents       mode "latent" only: alphabets, the largest |latent − floor(predicted mean)| of each grid
 
 Payload, in this order:
 
-1. The weights: for each tensor with min < max, its integers q (row-major) coded with
-   ``QuantizedLaplace(min, max, mean 0, scale)``; a tensor with min = max is all min and costs nothing.
+1. The weights: for each tensor with min < max, its integers q (row-major), coded with a Laplace of mean 0
+   over min..max: version 2 with the portable frequency table of scale 2^((scale_index − 64)/8)
+   (:mod:`specnir.codec.portable`), version 1 with constriction's ``QuantizedLaplace(min, max, 0, scale)``;
+   a tensor with min = max is all min and costs nothing.
 2. What the mode codes after the weights. ``model``: nothing (the decoder runs the network and rounds
    ``255 · clamp(output, 0, 1)``). ``residual``: for each time column x, each bin f from the lowest up, each
    image still running at x (x < width) in order, the index σ of the reconstruction level on the grid of
    step 2K + 1 at the rounded prediction, coded with ``QuantizedLaplace`` over the symbol range of K and the
-   prediction's mean and scale (:mod:`specnir.codec.residual`).
+   prediction's mean and scale (:mod:`specnir.codec.residual`). ``latent``: grid by grid, each grid's
+   latents in wavefront order, each as ``latent − floor(mean) + A`` under the portable table that the
+   integer entropy model picks (:mod:`specnir.codec.latents`); then the decoder runs the synthesis.
 
 Images are decoded to 8-bit grey levels in image orientation (row 0 = highest frequency), then to dB with
 their own range.
@@ -61,35 +73,63 @@ from pathlib import Path
 
 import numpy as np
 
+from specnir.codec.compact import decode_header, encode_header
 from specnir.errors import SpecnirError, atomic_path
 
 MAGIC = b"SNIR"
-VERSION = 1
+VERSION = 2  # what this specnir writes; it reads every version in READABLE
+READABLE = (1, 2)
 MAX_HEADER = 1 << 20
+# What a damaged header can raise while it is read (beyond SpecnirError).
+HEADER_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError)
 
 
 def pack(header: dict, payload: np.ndarray) -> bytes:
-    """The file's bytes for ``header`` and payload words ``(n,) uint32``."""
-    head = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
+    """The version-2 file's bytes for ``header`` (the dict :func:`unpack` returns) and payload words
+    ``(n,) uint32``."""
+    head = encode_header(header)
     words = np.ascontiguousarray(payload, dtype="<u4").tobytes()
-    body = MAGIC + bytes([VERSION]) + struct.pack("<I", len(head)) + head + struct.pack("<I", len(words))
-    body += words
+    body = MAGIC + bytes([VERSION]) + _varint(len(head)) + head + words
     return body + struct.pack("<I", zlib.crc32(body))
 
 
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    return bytes(out + bytes([value]))
+
+
 def unpack(blob: bytes, *, source: str = "<bytes>") -> tuple[dict, np.ndarray]:
-    """``(header, payload words)`` of a file's bytes; a :class:`SpecnirError` naming ``source`` if the
-    container is damaged (wrong magic, unknown version, truncated, CRC mismatch, header not JSON)."""
+    """``(header, payload words)`` of a file's bytes, any version this reader knows; a
+    :class:`SpecnirError` naming ``source`` if the container is damaged (wrong magic, unknown version,
+    truncated, CRC mismatch, unreadable header)."""
 
     def fail(problem: str) -> SpecnirError:
         return SpecnirError(f"{source}: {problem}")
 
     if len(blob) < 4 or blob[:4] != MAGIC:
         raise fail("not a .snir file (wrong magic bytes)")
-    if len(blob) < 17:
+    if len(blob) < 10:
         raise fail("truncated .snir file")
-    if blob[4] != VERSION:
-        raise fail(f".snir format version {blob[4]} not supported (this specnir reads version {VERSION})")
+    if blob[4] not in READABLE:
+        raise fail(f".snir format version {blob[4]} not supported (this specnir reads versions 1 and 2)")
+    head, payload = _split_v1(blob, fail) if blob[4] == 1 else _split_v2(blob, fail)
+    if zlib.crc32(blob[:-4]) != struct.unpack_from("<I", blob, len(blob) - 4)[0]:
+        raise fail("CRC mismatch: the file is damaged or truncated")
+    if len(payload) % 4:
+        raise fail("payload length is not a whole number of 32-bit words")
+    try:
+        header = _read_json(head, fail) if blob[4] == 1 else decode_header(head)
+    except SpecnirError as exc:
+        raise fail(f"malformed .snir header: {exc}") from None
+    except HEADER_ERRORS as exc:
+        raise fail(f"malformed .snir header ({type(exc).__name__})") from None
+    return header, np.frombuffer(payload, dtype="<u4").astype(np.uint32)
+
+
+def _split_v1(blob: bytes, fail) -> tuple[bytes, bytes]:
     (head_len,) = struct.unpack_from("<I", blob, 5)
     if head_len > MAX_HEADER or 9 + head_len + 8 > len(blob):
         raise fail("truncated .snir file (header runs past the end)")
@@ -97,20 +137,31 @@ def unpack(blob: bytes, *, source: str = "<bytes>") -> tuple[dict, np.ndarray]:
     end = 13 + head_len + pay_len
     if end + 4 != len(blob):
         raise fail("truncated .snir file" if end + 4 > len(blob) else "trailing bytes after the .snir data")
-    (crc,) = struct.unpack_from("<I", blob, end)
-    if zlib.crc32(blob[:end]) != crc:
-        raise fail("CRC mismatch: the file is damaged")
-    if pay_len % 4:
-        raise fail("payload length is not a whole number of 32-bit words")
+    return blob[9 : 9 + head_len], blob[13 + head_len : end]
+
+
+def _split_v2(blob: bytes, fail) -> tuple[bytes, bytes]:
+    head_len, pos, shift = 0, 5, 0
+    while True:
+        if pos >= len(blob) - 4 or shift > 28:
+            raise fail("truncated .snir file (header length)")
+        head_len |= (blob[pos] & 0x7F) << shift
+        pos, shift = pos + 1, shift + 7
+        if not blob[pos - 1] & 0x80:
+            break
+    if head_len > MAX_HEADER or pos + head_len > len(blob) - 4:
+        raise fail("truncated .snir file (header runs past the end)")
+    return blob[pos : pos + head_len], blob[pos + head_len : -4]
+
+
+def _read_json(head: bytes, fail) -> dict:
     try:
-        header = json.loads(blob[9 : 9 + head_len].decode())
+        header = json.loads(head.decode())
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise fail("header is not valid JSON") from None
     if not isinstance(header, dict):
         raise fail("header is not a JSON object")
-    return header, np.frombuffer(blob, dtype="<u4", count=pay_len // 4, offset=13 + head_len).astype(
-        np.uint32
-    )
+    return header
 
 
 def write(path: str | os.PathLike, blob: bytes) -> Path:

@@ -20,6 +20,7 @@ import math
 import torch
 
 from specnir.codec.modes import MODES
+from specnir.codec.weights import MAX_INTEGER
 from specnir.data import ImageLayout, ImageSet
 from specnir.errors import SpecnirError
 from specnir.models import MODELS, SpectrogramModel
@@ -103,8 +104,24 @@ def _network(header: dict) -> tuple[type[SpectrogramModel], dict, list]:
     return cls, config, [e for e in entries if e.get("name") not in dropped]
 
 
+def _named(model: SpectrogramModel, entries: list[dict], count) -> list[dict]:
+    """Version 2's entries carry no names or shapes: they are the network's, in order; ``count`` (the
+    number of weights the file holds) must be the network's too."""
+    if all("name" not in e and "shape" not in e for e in entries):
+        weights = model.weights()
+        _check(
+            len(entries) == len(weights) and count == sum(p.numel() for p in weights.values()),
+            "weight shapes disagree with the model the header describes",
+        )
+        return [
+            {**e, "name": n, "shape": list(p.shape)}
+            for e, (n, p) in zip(entries, weights.items(), strict=True)
+        ]
+    return entries
+
+
 def _check_tensors(model: SpectrogramModel, entries) -> None:
-    expected = {name: list(p.shape) for name, p in model.named_parameters()}
+    expected = {name: list(p.shape) for name, p in model.weights().items()}
     got = {}
     for e in entries:
         _check(isinstance(e.get("name"), str), "bad tensor entry")
@@ -115,7 +132,11 @@ def _check_tensors(model: SpectrogramModel, entries) -> None:
         _check(all(_is_int(e.get(key)) for key in ("exponent", "min", "max")), f"bad quantisation of {name}")
         _check(0 <= e["exponent"] <= 30 and e["min"] <= e["max"], f"bad quantisation of {name}")
         _check(max(abs(e["min"]), abs(e["max"])) < 2**24, f"bad quantisation of {name}")
-        _check(_finite(e.get("scale")) and 0 < e["scale"] < 1e9, f"bad scale of {name}")
+        if "scale_index" in e:
+            _check(_is_int(e["scale_index"]) and 0 <= e["scale_index"] <= 255, f"bad scale of {name}")
+            _check(max(abs(e["min"]), abs(e["max"])) < MAX_INTEGER, f"bad quantisation of {name}")
+        else:
+            _check(_finite(e.get("scale")) and 0 < e["scale"] < 1e9, f"bad scale of {name}")
         got[name] = e["shape"]
     _check(got == expected, "weight shapes disagree with the model the header describes")
     _check([e["name"] for e in entries] == list(expected), "weight tensors out of order")
@@ -136,6 +157,7 @@ def read_header(header: dict) -> tuple[SpectrogramModel, SpecParams, list[ImageL
         return cls(cls.Config(**config), n_images=len(layouts), height=params.n_bins, width=width)
 
     with torch.device("meta"):  # shapes first, without allocating what a lying header asks for
+        entries = _named(build(), entries, header.get("weight_count"))
         _check_tensors(build(), entries)
     return build(), params, layouts, entries
 
@@ -151,7 +173,7 @@ def describe(header: dict) -> dict:
         "mode": header["mode"],
         "quality": header.get("quality"),
         **MODES[header["mode"]].describe(header),
-        "weights": model.n_weights(),
+        "weights": sum(p.numel() for p in model.weights().values()),
         "images": [f"{im.name} ({params.n_bins}×{im.width})" for im in layouts],
         "model_config": header["model_config"],
         "params": params.to_dict(),

@@ -20,15 +20,15 @@ import torch
 
 from specnir.codec.container import pack, unpack
 from specnir.codec.header import build_header, read_header
-from specnir.codec.modes import MODES, QUALITIES
-from specnir.codec.weights import decode_weights, encode_weights, quantize_and_tune, tensor_entries
+from specnir.codec.modes import MODES, QUALITIES, Options
+from specnir.codec.weights import decode_weights, encode_weights, tensor_entries
 from specnir.data import ImageSet, load_image_set, to_spectrograms
 from specnir.errors import SpecnirError
 from specnir.fit import FitConfig, fit
 from specnir.metrics import psnr_from_mse
 from specnir.spectrogram import SpecParams, Spectrogram
 
-DEFAULT_STEPS = 800  # optimiser steps of the fit; `specnir compress` and `specnir bench rd` use it too
+DEFAULT_STEPS = MODES["model"].steps  # optimiser steps of the fit (each mode has its own: CodingMode.steps)
 # What a damaged payload can raise inside torch, numpy or constriction (AssertionError: constriction).
 DECODE_ERRORS = (
     KeyError,
@@ -70,10 +70,11 @@ def decode(blob: bytes, *, source: str = "<bytes>") -> Decoded:
     header, words = unpack(blob, source=source)
     try:
         model, params, layouts, entries = read_header(header)
+        header = {**header, "tensors": entries}  # (version 2: with the names and shapes of the network)
         decoder = constriction.stream.queue.RangeDecoder(words)
-        model.load_state_dict(decode_weights(decoder, entries))
+        model.load_state_dict(decode_weights(decoder, entries), strict=False)  # the rest: the mode's own
         model.eval()
-        padded = MODES[header["mode"]].decode(model, [im.width for im in layouts], decoder)
+        padded = MODES[header["mode"]].decode(model, [im.width for im in layouts], decoder, header)
     except SpecnirError as exc:
         raise SpecnirError(f"{source}: malformed .snir header: {exc}") from None
     except DECODE_ERRORS as exc:
@@ -86,26 +87,31 @@ def decode(blob: bytes, *, source: str = "<bytes>") -> Decoded:
 def compress(
     inputs: list[str | os.PathLike],
     *,
-    arch: str = "gru",
+    arch: str | None = None,
     mode: str = "model",
     quality: int = 4,
     max_error: int | None = None,
-    steps: int = DEFAULT_STEPS,
+    lam: float | None = None,
+    steps: int | None = None,
     seed: int = 0,
     device: str = "cpu",
     params: SpecParams | None = None,
     progress: bool = True,
 ) -> Compressed:
     """Fit, quantise, entropy-code and verify; nothing is written (see :func:`specnir.codec.write`)."""
-    coding = _coding_mode(arch, mode, quality, max_error, device)
+    options = Options(max_error=max_error, lam=lam)
+    coding = _coding_mode(mode, quality, device)
+    arch = arch or coding.archs[0]
+    coding.check(arch, options)
     data = eight_bit(load_image_set(inputs, params=params or SpecParams()))
     torch.manual_seed(seed)
-    model = coding.build(arch, quality, data, max_error)
+    model = coding.build(arch, quality, data, options)
     start = time.perf_counter()
+    steps = steps or coding.steps
     fit_config = FitConfig(steps=steps, seed=seed, device=device, eval_every=max(steps // 5, 1))
     fit(model, data, fit_config, progress=progress)
     model.cpu().eval()
-    quantized = quantize_and_tune(model, data, fit_config, coding.tolerances)
+    quantized = coding.quantize(model, data, fit_config)
     fit_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -114,7 +120,7 @@ def compress(
     encoder = constriction.stream.queue.RangeEncoder()
     encode_weights(encoder, header["tensors"], ints)
     weight_bits = encoder.num_bits()
-    recon = coding.encode(model, data, encoder)
+    recon, mode_report = coding.encode(model, data, encoder, header)
     blob = pack(header, encoder.get_compressed())
     decoded = decode(blob, source="the new file")
     for k, (width, pixels) in enumerate(zip(data.widths, decoded.pixels, strict=True)):
@@ -123,21 +129,22 @@ def compress(
                 f"internal error: {data.names[k]} does not decode to the encoder's reconstruction"
             )
     extra = {
+        "header_bytes": len(blob) - encoder.num_bits() // 8,  # all but the payload: header and framing
         "weight_bits": weight_bits,
         "float_loss": quantized.float_loss,
         "quantized_loss": quantized.quantized_loss,
         "fit_seconds": round(fit_seconds, 2),
         "code_seconds": round(time.perf_counter() - start, 2),
+        **mode_report,
     }
     truth = [np.rint(t * 255).astype(np.int64) for t in data.images(data.target)]
     return Compressed(blob, decoded, report(blob, truth, decoded, extra))
 
 
-def _coding_mode(arch: str, mode: str, quality: int, max_error: int | None, device: str):
+def _coding_mode(mode: str, quality: int, device: str):
     """The mode asked for, after refusing what cannot be done (before any input is read)."""
     if mode not in MODES:
         raise SpecnirError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
-    MODES[mode].check(arch, max_error)
     if quality not in QUALITIES:
         raise SpecnirError(
             f"quality must be an integer from {QUALITIES[0]} to {QUALITIES[-1]}, not {quality}"

@@ -5,7 +5,8 @@ alone raises the model's loss by at most its share of a tolerance. The fitting l
 float weights through a straight-through rounding (the forward pass sees the quantised weights, the
 gradient passes as if rounding were the identity), so the other weights learn to absorb the error.
 Dequantised weights ``q · 2^−e`` are exact in float32, so encoder and decoder hold identical weights.
-The integers of each tensor are range-coded with a QuantizedLaplace over their own range.
+The integers of each tensor are range-coded over their own range with a Laplace table of the scale the
+header gives (:mod:`specnir.codec.portable`; version 1 files: constriction's QuantizedLaplace).
 """
 
 from __future__ import annotations
@@ -22,11 +23,15 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from specnir.codec.portable import laplace_frequencies, power_of_two, probabilities
 from specnir.data import ImageSet
 from specnir.fit import FitConfig, fit, learning_rate
 from specnir.models import SpectrogramModel
+from specnir.models.laplace import laplace_bits
 
 EXPONENTS = range(0, 21)  # step 2^-e: 1 … ~1e-6
+MAX_INTEGER = 1 << 20  # |q| below this (version 2)
+PRECISION = 24  # bits of the weights' frequency tables
 
 
 def to_integers(values: torch.Tensor, exponent: int) -> torch.Tensor:
@@ -43,11 +48,13 @@ def round_to_step(values: torch.Tensor, exponent: int) -> torch.Tensor:
     return from_integers(to_integers(values, exponent), exponent).to(values.dtype)
 
 
-def choose_exponents(model: nn.Module, loss_fn: Callable[[], float], *, tolerance: float) -> dict[str, int]:
+def choose_exponents(
+    model: SpectrogramModel, loss_fn: Callable[[], float], *, tolerance: float
+) -> dict[str, int]:
     """Per parameter, the smallest ``e`` (coarsest step) whose rounding raises ``loss_fn()`` by at most
     ``tolerance / n_tensors`` (relative); the other tensors stay in float while one is measured. The
     loss grows as the step coarsens, so each tensor is a bisection over :data:`EXPONENTS`."""
-    params = dict(model.named_parameters())
+    params = model.weights()
     base = loss_fn()
     limit = base + tolerance / max(len(params), 1) * abs(base)
     chosen = {}
@@ -55,6 +62,8 @@ def choose_exponents(model: nn.Module, loss_fn: Callable[[], float], *, toleranc
         original = param.detach().clone()
 
         def fine_enough(exponent: int, param=param, original=original) -> bool:
+            if not usable(original, exponent):
+                return False
             with torch.no_grad():
                 param.copy_(round_to_step(original, exponent))
             return loss_fn() <= limit
@@ -153,12 +162,60 @@ def quantize_and_tune(
     return Quantized(exponents, float_loss, quantized_loss)
 
 
-def tensor_entries(model: nn.Module, exponents: dict[str, int]) -> tuple[list[dict], list[np.ndarray]]:
+def usable(values: torch.Tensor, exponent: int) -> bool:
+    """Whether the integers of ``values`` at ``exponent`` stay below :data:`MAX_INTEGER`."""
+    return not values.numel() or float(values.detach().abs().max()) * 2.0**exponent < MAX_INTEGER - 1
+
+
+def index_scale(index: int) -> float:
+    """The Laplace scale ``2^((index − 64) / 8)`` of a tensor's scale index (0–255), computed portably."""
+    return float(power_of_two((index - 64) / 8))
+
+
+def scale_index(q: np.ndarray) -> int:
+    """The scale index nearest the mean ``|q|`` (at least 0.1): the Laplace that codes the tensor."""
+    scale = max(float(np.mean(np.abs(q))), 0.1) if q.size else 1.0
+    return int(np.clip(round(8 * math.log2(scale)) + 64, 0, 255))
+
+
+def weight_bits(q: np.ndarray) -> float:
+    """About what :func:`encode_weights` spends on one tensor's integers ``q``."""
+    if not q.size or q.min() == q.max():
+        return 0.0
+    values = torch.from_numpy(q.astype(np.float64))
+    scale = torch.tensor(index_scale(scale_index(q)), dtype=torch.float64)
+    return float(laplace_bits(values, scale, 1.0).sum())
+
+
+def rd_exponents(
+    model: SpectrogramModel, loss_fn: Callable[[], float], *, lam: float, pixels: int
+) -> dict[str, int]:
+    """Per weight tensor, the exponent that minimises ``loss_fn() + lam · bits / pixels`` (the loss is
+    already distortion + λ·rate: the weights' bits join the rate). Tensors are chosen in order, each with
+    the ones before it on their chosen grids and the ones after it still in float."""
+    chosen = {}
+    for name, param in model.weights().items():
+        original = param.detach().clone()
+        best = None
+        for exponent in (e for e in EXPONENTS if usable(original, e)):
+            rounded = round_to_step(original, exponent)
+            with torch.no_grad():
+                param.copy_(rounded)
+            bits = weight_bits(to_integers(rounded, exponent).reshape(-1).numpy())
+            cost = loss_fn() + lam * bits / pixels
+            if best is None or cost < best[0]:
+                best = (cost, exponent, rounded)
+        chosen[name] = best[1]
+        with torch.no_grad():
+            param.copy_(best[2])
+    return chosen
+
+
+def tensor_entries(model: SpectrogramModel, exponents: dict[str, int]) -> tuple[list[dict], list[np.ndarray]]:
     """Per tensor the header entry ``{name, shape, exponent, min, max, scale}`` and the integers to code."""
     entries, ints = [], []
-    for name, param in model.named_parameters():
+    for name, param in model.weights().items():
         q = to_integers(param, exponents[name]).reshape(-1).numpy()
-        scale = max(float(np.mean(np.abs(q))), 0.1) if q.size else 1.0
         entries.append(
             {
                 "name": name,
@@ -166,22 +223,30 @@ def tensor_entries(model: nn.Module, exponents: dict[str, int]) -> tuple[list[di
                 "exponent": exponents[name],
                 "min": int(q.min()) if q.size else 0,
                 "max": int(q.max()) if q.size else 0,
-                "scale": float(f"{scale:.6g}"),
+                "scale_index": scale_index(q),
             }
         )
         ints.append(q)
     return entries, ints
 
 
-def _family(entry: dict):
-    return constriction.stream.model.QuantizedLaplace(entry["min"], entry["max"], 0.0, entry["scale"])
+def _model(entry: dict) -> tuple[object, int]:
+    """The distribution of a tensor's integers and the integer of its first symbol: version 2's portable
+    table (symbols 0.. for min..max), or version 1's Laplace (symbols are the integers)."""
+    lo, hi = entry["min"], entry["max"]
+    if "scale" in entry:  # version 1
+        return constriction.stream.model.QuantizedLaplace(lo, hi, 0.0, entry["scale"]), 0
+    scale = np.array([index_scale(entry["scale_index"])])
+    freq = laplace_frequencies(lo, hi, np.zeros(1), scale, precision=PRECISION)[0, 0]
+    return constriction.stream.model.Categorical(probabilities(freq, PRECISION), perfect=False), lo
 
 
 def encode_weights(encoder, entries: list[dict], ints: list[np.ndarray]) -> None:
     """Range-code every tensor's integers in header order; a constant tensor costs nothing."""
     for entry, q in zip(entries, ints, strict=True):
         if q.size and entry["min"] < entry["max"]:
-            encoder.encode(q.astype(np.int32), _family(entry))
+            model, first = _model(entry)
+            encoder.encode((q - first).astype(np.int32), model)
 
 
 def decode_weights(decoder, entries: list[dict]) -> dict[str, torch.Tensor]:
@@ -190,7 +255,8 @@ def decode_weights(decoder, entries: list[dict]) -> dict[str, torch.Tensor]:
     for entry in entries:
         size = math.prod(entry["shape"])
         if size and entry["min"] < entry["max"]:
-            q = decoder.decode(_family(entry), size)
+            model, first = _model(entry)
+            q = np.asarray(decoder.decode(model, size), np.int64) + first
         else:
             q = np.full(size, entry["min"], np.int64)
         ints = torch.from_numpy(np.asarray(q, np.int64)).reshape(entry["shape"])

@@ -68,5 +68,10 @@ class SpectrogramModel(nn.Module):
         """Other reconstructions worth watching, ``{name: (N, H, W)}``; ``target`` is ``(N, H, W)``."""
         return {}
 
+    def weights(self) -> dict[str, nn.Parameter]:
+        """The parameters a ``.snir`` file stores as quantised weights (all of them, unless the model codes
+        some of its own way, like the latent codec's latents), in the file's order."""
+        return dict(self.named_parameters())
+
     def n_weights(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -176,6 +176,10 @@ class LatentCodec(SpectrogramModel):
     def set_progress(self, fraction: float) -> None:
         self.progress = fraction
 
+    def weights(self) -> dict[str, nn.Parameter]:
+        """The synthesis and the entropy model; the latents are coded by the entropy model."""
+        return {n: p for n, p in self.named_parameters() if not n.startswith("latents.")}
+
     def quantize(self, latent: torch.Tensor) -> torch.Tensor:
         """Rounding, or in training its stand-in for the current point of the schedule."""
         if not self.training:
@@ -224,7 +228,8 @@ class LatentCodec(SpectrogramModel):
     def rates(self, mask: torch.Tensor) -> dict:
         """Where the bits go (rounded latents): ``bpp``, ``grid_bits`` (bits of each grid) and
         ``bits_per_column`` ``(N, W)`` (each latent's bits spread over the pixel columns it covers)."""
-        bits = self.latent_bits(self.coded_latents())
+        with torch.no_grad():
+            bits = self.latent_bits(self.coded_latents())
         per_column = sum(
             b.sum(1).repeat_interleave(s, dim=-1)[:, : self.width] / s
             for b, s in zip(bits, self.scales, strict=True)

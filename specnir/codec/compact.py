@@ -1,0 +1,224 @@
+"""The version-2 header in bytes: version 1's fields, without what the decoder can work out itself.
+
+At 116k pixels a 1–2 kB JSON header is a tenth of a lossy file, so version 2 writes (``uv`` = unsigned
+LEB128 varint, ``sv`` = zigzag varint, ``json`` = ``uv`` length + UTF-8 JSON object, keys sorted)::
+
+    1 byte   mode (index in MODE_IDS)        1 byte  arch (index in ARCH_IDS)       1 byte  quality
+    json     model_config: only the fields that differ from the config class's defaults
+    json     params: only the SpecParams fields that differ from the defaults (usually "{}" → 2 bytes)
+    uv       number of images; per image: uv name length, UTF-8 name, uv length + 1 (0: unknown),
+             uv width only when the length is unknown (else 1 + length // hop_length),
+             sv db_min and sv db_max in 1/100 dB
+    uv       number of weight tensors, uv number of weights (checked against the network before any
+             weight is decoded); per tensor (in the network's order; names and shapes come from
+             the network the config describes): 1 byte exponent, sv min, sv max, 1 byte scale index
+             (:func:`specnir.codec.weights.index_scale`)
+    uv       number of mode fields, then each as uv: the latent mode's alphabet A of every grid
+
+The dB range is kept to 1/100 dB (an 8-bit grey level is about 0.3 dB). Reading checks every count against
+:data:`~specnir.codec.header.LIMITS` and refuses truncated or trailing bytes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+from specnir.codec.modes import MODES
+from specnir.errors import SpecnirError
+from specnir.models import MODELS
+from specnir.spectrogram import SpecParams
+
+MODE_IDS = ("model", "residual", "latent")
+ARCH_IDS = ("gru", "siren", "latent")
+MAX_COUNT = 1 << 20
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.out = bytearray()
+
+    def byte(self, value: int) -> None:
+        if not 0 <= value <= 255:
+            raise SpecnirError(f"cannot store {value} in one byte")
+        self.out.append(value)
+
+    def uv(self, value: int) -> None:
+        if value < 0:
+            raise SpecnirError(f"cannot store {value} as an unsigned number")
+        while value >= 0x80:
+            self.out.append(value & 0x7F | 0x80)
+            value >>= 7
+        self.out.append(value)
+
+    def sv(self, value: int) -> None:
+        self.uv(value * 2 if value >= 0 else -value * 2 - 1)
+
+    def text(self, value: str) -> None:
+        raw = value.encode()
+        self.uv(len(raw))
+        self.out += raw
+
+    def json(self, value: dict) -> None:
+        self.text(json.dumps(value, separators=(",", ":"), sort_keys=True) if value else "")
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = data, 0
+
+    def byte(self) -> int:
+        if self.pos >= len(self.data):
+            raise SpecnirError("header is truncated")
+        self.pos += 1
+        return self.data[self.pos - 1]
+
+    def uv(self, limit: int = 1 << 62) -> int:
+        value = shift = 0
+        while True:
+            b = self.byte()
+            value |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                break
+            if shift > 63:
+                raise SpecnirError("header holds a number too large")
+        if value > limit:
+            raise SpecnirError("header holds a count out of range")
+        return value
+
+    def sv(self) -> int:
+        value = self.uv()
+        return value // 2 if value % 2 == 0 else -(value + 1) // 2
+
+    def text(self) -> str:
+        n = self.uv(MAX_COUNT)
+        if self.pos + n > len(self.data):
+            raise SpecnirError("header is truncated")
+        raw, self.pos = self.data[self.pos : self.pos + n], self.pos + n
+        try:
+            return raw.decode()
+        except UnicodeDecodeError:
+            raise SpecnirError("header holds text that is not UTF-8") from None
+
+    def json(self) -> dict:
+        raw = self.text()
+        try:
+            value = json.loads(raw) if raw else {}
+        except (json.JSONDecodeError, RecursionError):
+            raise SpecnirError("header holds a field that is not valid JSON") from None
+        if not isinstance(value, dict):
+            raise SpecnirError("header holds a field that is not a JSON object")
+        return value
+
+
+def _defaults(config_class) -> dict:
+    return {f.name: f.default for f in dataclasses.fields(config_class)}
+
+
+def _config_class(mode: str, arch: str):
+    if mode not in MODES or arch not in MODES[mode].archs:
+        raise SpecnirError(f"no mode {mode!r} for architecture {arch!r}")
+    return MODELS[MODES[mode].model_arch(arch)].Config
+
+
+def _params_diff(params: dict) -> dict:
+    """The spectrogram parameters that differ from the defaults, without the ones that follow from the
+    others (win_length = n_fft, f_max = sample_rate / 2 when left unset)."""
+    diff = {k: v for k, v in params.items() if v != _defaults(SpecParams).get(k)}
+    for derived in ("win_length", "f_max"):
+        rest = {k: v for k, v in diff.items() if k != derived}
+        if derived in diff and _spec_params(rest)[derived] == diff[derived]:
+            diff = rest
+    return diff
+
+
+def _spec_params(diff: dict) -> dict:
+    """All the spectrogram parameters, from those off their defaults."""
+    return SpecParams.from_dict({**_defaults(SpecParams), **diff}).to_dict()
+
+
+def encode_header(header: dict) -> bytes:
+    """A version-1-style header dict (see :mod:`specnir.codec.container`) in version 2's bytes."""
+    w = _Writer()
+    w.byte(MODE_IDS.index(header["mode"]))
+    w.byte(ARCH_IDS.index(header["arch"]))
+    w.byte(header["quality"])
+    defaults = _defaults(_config_class(header["mode"], header["arch"]))
+    w.json({k: v for k, v in header["model_config"].items() if v != defaults.get(k)})
+    params = SpecParams.from_dict(header["params"])
+    w.json(_params_diff(header["params"]))
+    w.uv(len(header["images"]))
+    for im in header["images"]:
+        w.text(im["name"])
+        w.uv(0 if im["length"] is None else im["length"] + 1)
+        if im["length"] is None:
+            w.uv(im["width"])
+        elif im["width"] != 1 + im["length"] // params.hop_length:
+            raise SpecnirError(f"width of {im['name']} disagrees with its length")
+        w.sv(round(im["db_min"] * 100))
+        w.sv(round(im["db_max"] * 100))
+    w.uv(len(header["tensors"]))
+    count = header.get("weight_count")  # (a header read from a version-2 file has no shapes)
+    w.uv(sum(math.prod(e["shape"]) for e in header["tensors"]) if count is None else count)
+    for entry in header["tensors"]:
+        w.byte(entry["exponent"])
+        w.sv(entry["min"])
+        w.sv(entry["max"])
+        w.byte(entry["scale_index"])
+    fields = header.get("latents", {}).get("alphabets", [])
+    w.uv(len(fields))
+    for value in fields:
+        w.uv(value)
+    return bytes(w.out)
+
+
+def decode_header(data: bytes) -> dict:
+    """Version 2's bytes → the header dict (tensor entries without names and shapes: the network's own,
+    filled in by :func:`specnir.codec.header.read_header`)."""
+    r = _Reader(data)
+    mode, arch, quality = r.byte(), r.byte(), r.byte()
+    if mode >= len(MODE_IDS) or arch >= len(ARCH_IDS):
+        raise SpecnirError("header names an unknown mode or architecture")
+    mode, arch = MODE_IDS[mode], ARCH_IDS[arch]
+    config = {**_defaults(_config_class(mode, arch)), **r.json()}
+    params = _spec_params(r.json())
+    hop = SpecParams.from_dict(params).hop_length
+    images = []
+    for _ in range(r.uv(MAX_COUNT)):
+        name, length = r.text(), r.uv() - 1
+        width = r.uv(MAX_COUNT) if length < 0 else 1 + length // hop
+        db_min, db_max = r.sv() / 100, r.sv() / 100
+        images.append(
+            {
+                "name": name,
+                "width": width,
+                "db_min": db_min,
+                "db_max": db_max,
+                "length": length if length >= 0 else None,
+            }
+        )
+    n_tensors, n_weights = r.uv(MAX_COUNT), r.uv()
+    tensors = [
+        {"exponent": r.byte(), "min": r.sv(), "max": r.sv(), "scale_index": r.byte()}
+        for _ in range(n_tensors)
+    ]
+    header = {
+        "format": "snir",
+        "arch": arch,
+        "mode": mode,
+        "quality": quality,
+        "model_config": config,
+        "params": params,
+        "height": SpecParams.from_dict(params).n_bins,
+        "images": images,
+        "tensors": tensors,
+        "weight_count": n_weights,
+    }
+    fields = [r.uv(MAX_COUNT) for _ in range(r.uv(64))]
+    if mode == "latent":
+        header["latents"] = {"alphabets": fields}
+    if r.pos != len(data):
+        raise SpecnirError("trailing bytes after the header")
+    return header

@@ -151,7 +151,7 @@ class _Loop:
         model.set_widths(data.widths)
         self.target, self.mask = data.target.to(device), data.mask.to(device)
         self.lr = learning_rate(config, model)
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=self.lr)
+        self.optimizer = torch.optim.Adam(model.param_groups(), lr=self.lr)
         self.best_loss, self.best_state, self.best_metrics, self.best_step = math.inf, None, None, 0
         self.step, self.before = 0, 0.0
 
@@ -209,7 +209,8 @@ class _Loop:
     def train_step(self) -> float:
         config, optimizer = self.config, self.optimizer
         for group in optimizer.param_groups:
-            group["lr"] = cosine_lr(self.step, lr=self.lr, steps=config.steps, cosine=config.cosine)
+            lr = cosine_lr(self.step, lr=self.lr, steps=config.steps, cosine=config.cosine)
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         self.model.set_progress(self.step / max(config.steps, 1))
         with parametrize.cached():  # straight-through quantised weights: rounded once per step
             loss = self.model.loss(self.target, self.mask, **self.loss_args)

@@ -206,3 +206,15 @@ def test_decode_latents_inverts_encode_latents():
         decode_latents(model, widths, alphabets, decoder), model.latents, model.column_masks, strict=True
     ):
         assert torch.equal(grid, torch.round(latent.detach()) * mask)
+
+
+def test_the_default_mode_follows_quality_architecture_and_options():
+    from specnir.codec.modes import Options
+    from specnir.codec.pipeline import _coding_mode
+
+    def mode(quality, arch=None, **options):
+        return _coding_mode(None, quality, "cpu", arch, Options(**options)).name
+
+    assert [mode(q) for q in range(1, 9)] == ["latent"] * 6 + ["residual"] * 2
+    assert mode(3, max_error=2) == "residual" and mode(8, lam=1e-3) == "latent"
+    assert mode(3, "siren") == "model" and mode(3, "gru") == "model" and mode(8, "gru") == "residual"

@@ -8,12 +8,12 @@ from torch import nn
 
 from specnir.codec.weights import (
     choose_exponents,
-    rd_exponents,
     decode_weights,
     encode_weights,
     freeze_quantized,
     from_integers,
     quantization_aware,
+    rd_exponents,
     round_to_step,
     tensor_entries,
     to_integers,

@@ -22,7 +22,7 @@ import imagecodecs
 import numpy as np
 import torch
 
-from specnir.codec import DEFAULT_STEPS, MODES, compress, eight_bit
+from specnir.codec import MODES, compress, eight_bit
 from specnir.data import load_image_set
 from specnir.errors import SpecnirError, atomic_path
 from specnir.metrics import psnr_from_mse
@@ -64,13 +64,44 @@ def classical_codecs() -> dict[str, list[tuple[str, Callable, Callable]]]:
             ic.jpegxl_encode,
             ic.jpegxl_decode,
             "distance",
-            (4.0, 3.0, 2.0, 1.5, 1.0, 0.6, 0.3, 0.15),
-            effort=7,
+            (8.0, 6.0, 4.0, 3.0, 2.0, 1.5, 1.0, 0.6, 0.3, 0.15),
+            effort=9,
         ),
-        "avif": settings(avif_enc, avif_dec, "level", (30, 45, 60, 70, 80, 88, 94)),
-        "webp": settings(webp_enc, webp_dec, "level", (20, 40, 60, 75, 85, 92, 97), lossless=False),
+        "avif": settings(avif_enc, avif_dec, "level", (15, 22, 30, 45, 60, 70, 80, 88, 94), speed=1),
+        "webp": settings(
+            webp_enc, webp_dec, "level", (5, 10, 20, 40, 60, 75, 85, 92, 97), lossless=False, method=6
+        ),
         "jpeg": settings(ic.jpeg8_encode, ic.jpeg8_decode, "level", (30, 50, 70, 85, 92, 97)),
     }
+
+
+def _boxes(blob: bytes, start: int = 0, end: int | None = None):
+    """Top-level ISO-BMFF boxes ``(type, payload start, payload end)`` of an AVIF file."""
+    pos, end = start, len(blob) if end is None else end
+    while pos + 8 <= end:
+        size, kind = int.from_bytes(blob[pos : pos + 4], "big"), blob[pos + 4 : pos + 8]
+        head = 8
+        if size == 1:
+            size, head = int.from_bytes(blob[pos + 8 : pos + 16], "big"), 16
+        elif size == 0:
+            size = end - pos
+        yield kind, pos + head, pos + size
+        pos += max(size, 8)
+
+
+def coded_bytes(codec: str, blob: bytes) -> int:
+    """The bytes of the coded image without its container: AVIF's ``mdat`` payload (the AV1 data), WebP's
+    ``VP8``/``VP8L`` chunk payloads; JPEG-XL (a bare codestream here) and the others as written."""
+    if codec == "avif":
+        return sum(b - a for kind, a, b in _boxes(blob) if kind == b"mdat")
+    if codec.startswith("webp") and blob[:4] == b"RIFF":
+        pos, total = 12, 0
+        while pos + 8 <= len(blob):
+            kind, size = blob[pos : pos + 4], int.from_bytes(blob[pos + 4 : pos + 8], "little")
+            total += size if kind in (b"VP8 ", b"VP8L") else 0
+            pos += 8 + size + (size & 1)
+        return total
+    return len(blob)
 
 
 def distortion(truth: list[np.ndarray], decoded: list[np.ndarray]) -> tuple[float, int]:
@@ -102,6 +133,7 @@ def run_classical(images: list[np.ndarray]) -> list[dict]:
                     "setting": setting,
                     "bytes": size,
                     "bpp": size * 8 / pixels,
+                    "coded_bpp": sum(coded_bytes(codec, b) for b in blobs) * 8 / pixels,
                     "psnr": psnr,
                     "max_error": worst,
                 }
@@ -137,31 +169,43 @@ def bd_rate(anchor: list[tuple[float, float]], test: list[tuple[float, float]], 
     return 100 * (math.exp(diff) - 1)
 
 
-def _points(rows: list[dict], method: str) -> list[tuple[float, float]]:
-    return [(r["bpp"], r["psnr"]) for r in rows if r["method"] == method and "bpp" in r]
+def _points(rows: list[dict], method: str, rate: str = "bpp") -> list[tuple[float, float]]:
+    return [(r[rate], r["psnr"]) for r in rows if r["method"] == method and "bpp" in r]
 
 
-def bd_table(rows: list[dict]) -> dict:
+def bd_table(rows: list[dict], lo: float = BD_RANGE[0], hi: float = BD_RANGE[1], rate: str = "bpp") -> dict:
     """BD-rate of every lossy method against the best of JPEG-XL, AVIF and WebP (the anchor is the one
-    the other two lose to on average)."""
-    lo, hi = BD_RANGE
-    anchors = [m for m in LOSSY_ANCHORS if len(_points(rows, m)) >= 2]
+    the other two lose to on average), between ``lo`` and ``hi`` dB; ``rate`` is ``bpp`` (files as
+    written) or ``coded_bpp`` (without containers)."""
+    anchors = [m for m in LOSSY_ANCHORS if len(_points(rows, m, rate)) >= 2]
     if not anchors:
         return {}
 
+    def bd(anchor: str, method: str):
+        return bd_rate(_points(rows, anchor, rate), _points(rows, method, rate), lo, hi)
+
     def mean_bd(m):
-        vals = [bd_rate(_points(rows, o), _points(rows, m), lo, hi) for o in anchors if o != m]
-        vals = [v for v in vals if v is not None]
+        vals = [v for v in (bd(o, m) for o in anchors if o != m) if v is not None]
         return sum(vals) / len(vals) if vals else 0.0
 
     anchor = min(anchors, key=mean_bd)
-    methods = sorted({r["method"] for r in rows if "bpp" in r} - {anchor})
-    table = {m: bd_rate(_points(rows, anchor), _points(rows, m), lo, hi) for m in methods}
-    return {"anchor": anchor, "range_db": [lo, hi], "bd_rate_percent": table}
+    methods = sorted({r["method"] for r in rows if rate in r} - {anchor})
+    table = {m: bd(anchor, m) for m in methods}
+    return {"anchor": anchor, "range_db": [lo, hi], "rate": rate, "bd_rate_percent": table}
 
 
-# ARCH-MODE for every mode and the architectures it codes with: siren-model, gru-model, gru-residual.
-METHODS = tuple(f"{arch}-{name}" for name, mode in MODES.items() for arch in mode.archs)
+def bd_tables(rows: list[dict]) -> list[dict]:
+    """The BD-rate tables the report gives: 30–45 and 25–40 dB, files as written and without containers."""
+    return [
+        bd_table(rows, lo, hi, rate) for lo, hi in (BD_RANGE, (25.0, 40.0)) for rate in ("bpp", "coded_bpp")
+    ]
+
+
+# ARCH-MODE for every mode and the architectures it codes with (gru-model, siren-model, gru-residual),
+# or the mode alone where it has one architecture of its own name (latent).
+METHODS = tuple(
+    name if mode.archs == (name,) else f"{arch}-{name}" for name, mode in MODES.items() for arch in mode.archs
+)
 
 
 def parse_method(text: str, qualities: list[int]) -> tuple[str, list[int]]:
@@ -176,7 +220,7 @@ def parse_method(text: str, qualities: list[int]) -> tuple[str, list[int]]:
 
 
 def run_specnir(
-    inputs, methods: list[str], qualities: list[int], *, steps: int, params, progress, on_row=None
+    inputs, methods: list[str], qualities: list[int], *, steps: int | None, params, progress, on_row=None
 ) -> list[dict]:
     """Compress the set with every method and quality; one row each (with the decode, for audio).
 
@@ -184,7 +228,8 @@ def run_specnir(
     rows = []
     for text in methods:
         method, method_qualities = parse_method(text, qualities)
-        arch, mode = method.split("-", 1)
+        arch, _, mode = method.rpartition("-")
+        arch = arch or None
         for q in method_qualities:
             start = time.perf_counter()
             result = compress(
@@ -198,11 +243,14 @@ def run_specnir(
                     "setting": f"quality={q}" + (f" (max error {bound})" if bound is not None else ""),
                     "bytes": r["bytes"],
                     "bpp": r["bpp"],
+                    "coded_bpp": (r["bytes"] - r["framing_bytes"]) * 8 / r["pixels"],
                     "psnr": r["psnr"],
                     "max_error": r["max_error"],
                     "weights": r["weights"],
                     "weight_bpp": r["weight_bpp"],
-                    "steps": steps,
+                    "header_bytes": r["header_bytes"],
+                    **{k: r[k] for k in ("latent_grid_bits",) if k in r},
+                    "steps": r["steps"],
                     "seconds": round(time.perf_counter() - start, 1),
                     "_decoded": result.decoded,
                 }
@@ -262,7 +310,7 @@ def bench_rd(
     *,
     methods: list[str],
     qualities: list[int],
-    steps: int = DEFAULT_STEPS,
+    steps: int | None = None,
     audio: bool = False,
     n_iter: int = 32,
     params: SpecParams | None = None,
@@ -303,6 +351,7 @@ def bench_rd(
         "rows": [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows],
         "lossless": lossless_summary(rows),
         "bd": bd_table(rows),
+        "bd_all": bd_tables(rows),
     }
     if audio:
         from specnir.bench.speech import audio_rows

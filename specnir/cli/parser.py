@@ -7,7 +7,7 @@ import argparse
 from specnir.bench.rd import METHODS
 from specnir.cli import commands as cmd
 from specnir.cli.args import add_config_args, add_spectrogram_args
-from specnir.codec import DEFAULT_STEPS, MODES
+from specnir.codec import MODES
 from specnir.colormap import COLORMAPS
 from specnir.fit import FitConfig
 from specnir.models import IMAGE_MODELS, MODELS
@@ -95,8 +95,8 @@ def _coding(sub) -> None:
     p.add_argument(
         "--mode",
         choices=tuple(MODES),
-        default="model",
-        help="; ".join(f"{name}: {mode.help}" for name, mode in MODES.items()) + " (default model)",
+        help="; ".join(f"{name}: {mode.help}" for name, mode in MODES.items())
+        + " (default: latent for quality 1-6, residual for 7-8)",
     )
     p.add_argument(
         "--quality",
@@ -104,7 +104,7 @@ def _coding(sub) -> None:
         default=4,
         metavar="Q",
         help="1-8, higher is better (default 4); model: about 500*2^Q weights; residual: max error"
-        " 16,10,6,4,3,2,1,0; latent: λ 4e-3 halved per step",
+        " 16,10,6,4,3,2,1,0; latent: λ 8e-3 halved per step, a full-resolution grid from 5 on",
     )
     p.add_argument("--max-error", type=int, help="residual: largest error in grey levels (0: lossless)")
     p.add_argument("--lambda", type=float, dest="lam", help="latent: λ instead of the quality's")
@@ -140,12 +140,7 @@ def _coding(sub) -> None:
         help=f"{', '.join(METHODS)}, each with its own qualities if given (default: all)",
     )
     p.add_argument("--qualities", nargs="+", type=int, default=[2, 4, 6, 8], help="default 2 4 6 8")
-    p.add_argument(
-        "--steps",
-        type=int,
-        default=DEFAULT_STEPS,
-        help=f"optimiser steps per specnir point (default {DEFAULT_STEPS})",
-    )
+    p.add_argument("--steps", type=int, help="optimiser steps per specnir point (default: each mode's)")
     p.add_argument("--audio", action="store_true", help="also PESQ-WB and STOI of the decoded audio")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_spectrogram_args(p)

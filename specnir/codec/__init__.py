@@ -10,10 +10,9 @@ and weight coding), :mod:`~specnir.codec.residual` (the predictive coding loop),
 from specnir.codec.container import MAGIC, VERSION, pack, read, unpack, write
 from specnir.codec.header import describe
 from specnir.codec.modes import MODES, QUALITIES
-from specnir.codec.pipeline import DEFAULT_STEPS, Compressed, Decoded, compress, decode, eight_bit
+from specnir.codec.pipeline import Compressed, Decoded, compress, decode, eight_bit
 
 __all__ = [
-    "DEFAULT_STEPS",
     "MAGIC",
     "MODES",
     "QUALITIES",

@@ -143,11 +143,16 @@ class LatentMode(CodingMode):
     name = "latent"
     help = "latent grids coded by a causal entropy model, one synthesis for the set (lossy)"
     archs = ("latent",)
-    steps = 1500  # (3,000 gain about 1 dB more; 1,500 encode audio/ in about 3 minutes on 2 CPU cores)
+    steps = 1500  # (more steps keep gaining; 1,500 keep audio/ under 6 minutes on 2 CPU cores)
     tolerances = ()
-    # The LatentConfig fields of each quality: λ (weight of bits per pixel against the MSE of [0, 1]
-    # images) halves per step.
-    SETTINGS: ClassVar[dict[int, dict]] = {q: {"lam": 4e-3 / 2 ** (q - 1)} for q in QUALITIES}
+    # The LatentConfig fields of each quality (tuned on sets other than audio/, see the README): λ (weight
+    # of bits per pixel against the MSE of [0, 1] images) halves per step; qualities 1-4 have grids at
+    # 1/2, 1/4, 1/8 of the image (~0.2-0.4 bpp), 5-8 add a full-resolution grid (~0.6-1.4 bpp), which
+    # does not pay below ~0.5 bpp.
+    SETTINGS: ClassVar[dict[int, dict]] = {
+        q: {"lam": 8e-3 / 2 ** (q - 1)} if q <= 4 else {"lam": 1e-3 / 2 ** (q - 5), "first": 0, "grids": 4}
+        for q in QUALITIES
+    }
 
     def check(self, arch, options):
         super().check(arch, Options(max_error=options.max_error))
@@ -187,7 +192,7 @@ class LatentMode(CodingMode):
         grids = decode_latents(model, widths, alphabets, decoder)
         with torch.no_grad():
             for latent, grid in zip(model.latents, grids, strict=True):
-                latent.copy_(grid)
+                latent.copy_(grid * model.config.step)  # (a power of two: exact)
         return render(model)
 
     def describe(self, header):
@@ -195,3 +200,6 @@ class LatentMode(CodingMode):
 
 
 MODES: dict[str, CodingMode] = {mode.name: mode for mode in (ModelMode(), ResidualMode(), LatentMode())}
+# The mode `compress` uses when none is asked for: the one whose file is smallest for its PSNR at that
+# quality on the measured sets (README): latent up to ~35 dB, then residual's near-lossless and lossless.
+DEFAULT_MODE: dict[int, str] = {q: "latent" if q <= 6 else "residual" for q in QUALITIES}

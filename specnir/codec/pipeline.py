@@ -18,9 +18,10 @@ import constriction
 import numpy as np
 import torch
 
+from specnir.codec.compact import encode_header
 from specnir.codec.container import pack, unpack
 from specnir.codec.header import build_header, read_header
-from specnir.codec.modes import MODES, QUALITIES, Options
+from specnir.codec.modes import DEFAULT_MODE, MODES, QUALITIES, Options
 from specnir.codec.weights import decode_weights, encode_weights, tensor_entries
 from specnir.data import ImageSet, load_image_set, to_spectrograms
 from specnir.errors import SpecnirError
@@ -28,7 +29,6 @@ from specnir.fit import FitConfig, fit
 from specnir.metrics import psnr_from_mse
 from specnir.spectrogram import SpecParams, Spectrogram
 
-DEFAULT_STEPS = MODES["model"].steps  # optimiser steps of the fit (each mode has its own: CodingMode.steps)
 # What a damaged payload can raise inside torch, numpy or constriction (AssertionError: constriction).
 DECODE_ERRORS = (
     KeyError,
@@ -88,7 +88,7 @@ def compress(
     inputs: list[str | os.PathLike],
     *,
     arch: str | None = None,
-    mode: str = "model",
+    mode: str | None = None,
     quality: int = 4,
     max_error: int | None = None,
     lam: float | None = None,
@@ -100,7 +100,7 @@ def compress(
 ) -> Compressed:
     """Fit, quantise, entropy-code and verify; nothing is written (see :func:`specnir.codec.write`)."""
     options = Options(max_error=max_error, lam=lam)
-    coding = _coding_mode(mode, quality, device)
+    coding = _coding_mode(mode, quality, device, arch, options)
     arch = arch or coding.archs[0]
     coding.check(arch, options)
     data = eight_bit(load_image_set(inputs, params=params or SpecParams()))
@@ -115,7 +115,7 @@ def compress(
     fit_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
-    header = build_header(arch=arch, mode=mode, quality=quality, model=model, data=data)
+    header = build_header(arch=arch, mode=coding.name, quality=quality, model=model, data=data)
     header["tensors"], ints = tensor_entries(model, quantized.exponents)
     encoder = constriction.stream.queue.RangeEncoder()
     encode_weights(encoder, header["tensors"], ints)
@@ -130,6 +130,12 @@ def compress(
             )
     extra = {
         "header_bytes": len(blob) - encoder.num_bits() // 8,  # all but the payload: header and framing
+        # what a container adds around the coded data: magic, version, lengths, CRC and the image names
+        "framing_bytes": len(blob)
+        - encoder.num_bits() // 8
+        - len(encode_header(header))
+        + sum(1 + len(name.encode()) for name in data.names),
+        "steps": steps,
         "weight_bits": weight_bits,
         "float_loss": quantized.float_loss,
         "quantized_loss": quantized.quantized_loss,
@@ -141,14 +147,20 @@ def compress(
     return Compressed(blob, decoded, report(blob, truth, decoded, extra))
 
 
-def _coding_mode(mode: str, quality: int, device: str):
-    """The mode asked for, after refusing what cannot be done (before any input is read)."""
-    if mode not in MODES:
-        raise SpecnirError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+def _coding_mode(mode: str | None, quality: int, device: str, arch: str | None, options: Options):
+    """The mode asked for, after refusing what cannot be done (before any input is read). Without one:
+    the quality's default mode, unless the architecture or an option needs another (a max error:
+    residual; λ: latent; an architecture: the first mode that codes with it)."""
     if quality not in QUALITIES:
         raise SpecnirError(
             f"quality must be an integer from {QUALITIES[0]} to {QUALITIES[-1]}, not {quality}"
         )
+    if mode is None:
+        preferred = "residual" if options.max_error is not None else "latent" if options.lam else None
+        candidates = [preferred or DEFAULT_MODE[quality], *MODES]
+        mode = next((m for m in candidates if arch is None or arch in MODES[m].archs), candidates[0])
+    if mode not in MODES:
+        raise SpecnirError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
     if device == "cuda" and not torch.cuda.is_available():
         raise SpecnirError("device cuda: no CUDA device is available")
     return MODES[mode]

@@ -68,6 +68,10 @@ class SpectrogramModel(nn.Module):
         """Other reconstructions worth watching, ``{name: (N, H, W)}``; ``target`` is ``(N, H, W)``."""
         return {}
 
+    def param_groups(self) -> list[dict]:
+        """Adam's parameter groups; a group's ``lr_scale`` multiplies the fit's learning rate."""
+        return [{"params": list(self.parameters()), "lr_scale": 1.0}]
+
     def weights(self) -> dict[str, nn.Parameter]:
         """The parameters a ``.snir`` file stores as quantised weights (all of them, unless the model codes
         some of its own way, like the latent codec's latents), in the file's order."""

@@ -23,9 +23,8 @@ from specnir.errors import SpecnirError
 from specnir.spectrogram import SpecParams
 
 FIXTURES = Path(__file__).parent / "fixtures"
-# Version-1 files of every mode, written by the first specnir that wrote .snir files (3 tiny sweeps),
-# and the pixels they decoded to then. Every later version must decode them to the same pixels.
-V1_FILES = sorted((FIXTURES / "v1").glob("*.snir"))
+# tests/fixtures/v<N>/: files of every mode of each format version (3 tiny sweeps) and the pixels they
+# decoded to then. Every later version must decode them to the same pixels.
 
 TINY = SpecParams(sample_rate=8000, n_fft=256, hop_length=64, n_mels=16)
 
@@ -277,11 +276,21 @@ def test_fuzzed_files_only_raise_format_errors_many(v1_lossless, data):
     fuzz_one(v1_lossless, data)
 
 
-def test_version_1_files_still_decode_to_their_pixels():
-    expected = np.load(FIXTURES / "v1" / "pixels.npz")
-    assert {p.stem for p in V1_FILES} == {"gru-residual-k0", "gru-residual-k2", "gru-model", "siren-model"}
-    for path in V1_FILES:
-        decoded = decode(path.read_bytes(), source=str(path))
+@pytest.mark.parametrize(
+    "version, stems",
+    [
+        ("v1", {"gru-residual-k0", "gru-residual-k2", "gru-model", "siren-model"}),
+        ("v2", {"gru-residual-k2", "gru-model", "siren-model", "latent-q3", "latent-q6"}),
+    ],
+)
+def test_older_versions_still_decode_to_their_pixels(version, stems):
+    expected = np.load(FIXTURES / version / "pixels.npz")
+    files = sorted((FIXTURES / version).glob("*.snir"))
+    assert {p.stem for p in files} == stems
+    for path in files:
+        blob = path.read_bytes()
+        assert blob[4] == int(version[1:])
+        decoded = decode(blob, source=str(path))
         assert decoded.names == ["tiny0", "tiny1", "tiny2"]
         for name, pixels in zip(decoded.names, decoded.pixels, strict=True):
             np.testing.assert_array_equal(pixels, expected[f"{path.stem}/{name}"], err_msg=str(path))

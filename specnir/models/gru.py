@@ -39,7 +39,7 @@ class GRUConfig:
 
 def fourier_features(position: torch.Tensor, n_freqs: int) -> torch.Tensor:
     """``[sin(2^j π p), cos(2^j π p)]`` for j < n_freqs: ``(L,)`` positions in [-1, 1] → ``(L, 2n)``."""
-    scales = math.pi * 2.0 ** torch.arange(n_freqs, dtype=position.dtype)
+    scales = math.pi * 2.0 ** torch.arange(n_freqs, dtype=position.dtype, device=position.device)
     angles = position[:, None] * scales[None, :]
     return torch.cat([torch.sin(angles), torch.cos(angles)], -1)
 
@@ -67,7 +67,9 @@ class ColumnGRU(SpectrogramModel):
         n_static = 2 * config.time_freqs + 2 * config.freq_freqs + config.embed + config.sine
         n_in = config.kernel + n_static
         self.cell = nn.GRUCell(n_in, config.hidden)
-        self.embedding = nn.Parameter(0.1 * torch.randn(n_images, config.embed))
+        # (constants and random draws on the CPU even under a meta-device context, where their
+        # decompositions import sympy and torch._dynamo: seconds of every decode)
+        self.embedding = nn.Parameter(0.1 * torch.randn(n_images, config.embed, device="cpu"))
         self.sine = nn.Linear(2 + config.embed, config.sine) if config.sine else None
         if self.sine is not None:  # SIREN's first-layer initialisation
             nn.init.uniform_(self.sine.weight, -1 / (2 + config.embed), 1 / (2 + config.embed))
@@ -76,12 +78,12 @@ class ColumnGRU(SpectrogramModel):
         nn.init.constant_(self.out.bias, 0.3)
         self.register_buffer(
             "freq_features",
-            fourier_features(torch.linspace(-1, 1, height), config.freq_freqs),
+            fourier_features(torch.linspace(-1, 1, height, device="cpu"), config.freq_freqs),
             persistent=False,
         )
         self.register_buffer(
             "time_features",
-            fourier_features(torch.linspace(-1, 1, width), config.time_freqs),
+            fourier_features(torch.linspace(-1, 1, width, device="cpu"), config.time_freqs),
             persistent=False,
         )
 

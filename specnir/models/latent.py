@@ -160,8 +160,10 @@ class LatentCodec(SpectrogramModel):
         nn.init.constant_(self.synthesis[-1].bias, 0.5)
         model = EntropyMLP if config.entropy == "mlp" else EntropyGRU
         self.entropy = model(config.grids, config.entropy_hidden, config.cross)
-        self.register_buffer("frequency", torch.linspace(1, -1, height), persistent=False)  # row 0 = top
-        self.register_buffer("grid_codes", torch.eye(config.grids), persistent=False)
+        # (made on the CPU even under a meta-device context, where linspace and eye import sympy and
+        # torch._dynamo: 1-2 s of a decode)
+        self.register_buffer("frequency", torch.linspace(1, -1, height, device="cpu"), persistent=False)
+        self.register_buffer("grid_codes", torch.eye(config.grids, device="cpu"), persistent=False)
         self.progress = 0.0  # share of the fit done, set by the loop
         for g, latent in enumerate(self.latents):  # 1 on the latent columns that are coded
             self.register_buffer(f"mask{g}", torch.ones(n_images, 1, latent.shape[-1]), persistent=False)

@@ -115,14 +115,20 @@ class PredictiveGRU(SpectrogramModel):
             raise ValueError("max_error and context must be ≥ 0")
         n_in = config.kernel + 2 * config.freq_freqs + config.embed
         self.cell = nn.GRUCell(n_in, config.hidden)
-        self.embedding = nn.Parameter(0.1 * torch.randn(n_images, config.embed))
+        # (constants and random draws on the CPU even under a meta-device context, where their
+        # decompositions import sympy and torch._dynamo: seconds of every decode)
+        self.embedding = nn.Parameter(0.1 * torch.randn(n_images, config.embed, device="cpu"))
         self.head = nn.Linear(config.hidden + config.kernel, 3 + config.context)
         with torch.no_grad():  # start as "same as the previous column", unit-ish scale
             self.head.weight.zero_()
             self.head.weight[0, config.hidden + config.kernel // 2] = 1.0
-            self.head.bias.copy_(torch.tensor([0.0, math.log(4.0), 0.0] + [0.5] * config.context))
+            self.head.bias.copy_(
+                torch.tensor([0.0, math.log(4.0), 0.0] + [0.5] * config.context, device="cpu")
+            )
         self.register_buffer(
-            "freq_features", fourier_features(torch.linspace(-1, 1, height), config.freq_freqs), False
+            "freq_features",
+            fourier_features(torch.linspace(-1, 1, height, device="cpu"), config.freq_freqs),
+            False,
         )
         self._bound: torch.Tensor | None = None
 

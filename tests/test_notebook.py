@@ -24,9 +24,9 @@ def test_tour_runs_top_to_bottom(tmp_path, monkeypatch):
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error"]
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
-    for expected in ("gru:", "siren:", "specnir gru residual", "jpegxl-lossless"):
+    for expected in ("gru:", "siren:", "specnir gru residual", "jpegxl-lossless", "specnir latent", "avif"):
         assert expected in text
     audio = [o for o in outputs if "text/html" in o.get("data", {}) and "<audio" in o["data"]["text/html"]]
-    assert len(audio) == 4  # original, Griffin-Lim of the original, two decodes
+    assert len(audio) == 5  # original, Griffin-Lim of the original, two decodes, the latent file's decode
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) >= 3  # the images, the column-error curves, the side-by-side

@@ -130,7 +130,7 @@ def encode_latents(model: LatentCodec, widths: list[int], encoder) -> tuple[list
     entropy = IntegerEntropyModel(model)
     alphabets, bits = [], []
     for g, (latent, columns) in enumerate(zip(model.latents, coded_columns(model, widths), strict=True)):
-        y = torch.round(latent.detach() / model.config.step).to(torch.int64).numpy()
+        y = torch.round(latent.detach()).to(torch.int64).numpy()
         order = GridOrder(y.shape, columns)
         padded = np.zeros((y.shape[0], y.shape[1] + 6, y.shape[2] + 2), np.int64)
         padded[:, 3:-3, 2:] = y * (np.arange(y.shape[2])[None, None] < np.asarray(columns)[:, None, None])

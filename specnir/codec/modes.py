@@ -192,7 +192,7 @@ class LatentMode(CodingMode):
         grids = decode_latents(model, widths, alphabets, decoder)
         with torch.no_grad():
             for latent, grid in zip(model.latents, grids, strict=True):
-                latent.copy_(grid * model.config.step)  # (a power of two: exact)
+                latent.copy_(grid)
         return render(model)
 
     def describe(self, header):

@@ -188,15 +188,17 @@ def weight_bits(q: np.ndarray) -> float:
 
 
 def rd_exponents(
-    model: SpectrogramModel, loss_fn: Callable[[], float], *, lam: float, pixels: int
+    model: SpectrogramModel, loss_fn: Callable[[], float], *, lam: float, pixels: int, patience: int = 4
 ) -> dict[str, int]:
     """Per weight tensor, the exponent that minimises ``loss_fn() + lam · bits / pixels`` (the loss is
     already distortion + λ·rate: the weights' bits join the rate). Tensors are chosen in order, each with
-    the ones before it on their chosen grids and the ones after it still in float."""
+    the ones before it on their chosen grids and the ones after it still in float. Steps are tried from
+    coarse to fine and the search stops once ``patience`` finer ones in a row have not beaten the best
+    (finer steps only add bits once the loss has stopped falling)."""
     chosen = {}
     for name, param in model.weights().items():
         original = param.detach().clone()
-        best = None
+        best, worse = None, 0
         for exponent in (e for e in EXPONENTS if usable(original, e)):
             rounded = round_to_step(original, exponent)
             with torch.no_grad():
@@ -204,7 +206,11 @@ def rd_exponents(
             bits = weight_bits(to_integers(rounded, exponent).reshape(-1).numpy())
             cost = loss_fn() + lam * bits / pixels
             if best is None or cost < best[0]:
-                best = (cost, exponent, rounded)
+                best, worse = (cost, exponent, rounded), 0
+            else:
+                worse += 1
+                if worse >= patience:
+                    break
         chosen[name] = best[1]
         with torch.no_grad():
             param.copy_(best[2])

@@ -57,7 +57,6 @@ class LatentConfig:
     lam: float = field(default=2e-3, metadata={"help": "λ: weight of bits per pixel against the MSE"})
     anneal: bool = field(default=True, metadata={"help": "annealed soft rounding, then straight-through"})
     cross: bool = field(default=False, metadata={"help": "context from the previous image's latents too"})
-    step: float = field(default=1.0, metadata={"help": "latent quantisation step (a power of two)"})
 
 
 def softround(x: torch.Tensor, t: float) -> torch.Tensor:
@@ -140,8 +139,6 @@ class LatentCodec(SpectrogramModel):
         super().__init__(config, n_images=n_images, height=height, width=width)
         if config.grids < 1 or config.first < 0 or config.entropy not in ENTROPY_MODELS or config.lam < 0:
             raise ValueError("need grids ≥ 1, first ≥ 0, lam ≥ 0 and entropy mlp or gru")
-        if not (0 < config.step <= 1 and math.log2(config.step).is_integer()):
-            raise ValueError("the latent step must be a power of two from 2^-30 to 1")
         self.scales = [2 ** (config.first + g) for g in range(config.grids)]
         self.latents = nn.ParameterList(
             nn.Parameter(torch.zeros(n_images, math.ceil(height / s), math.ceil(width / s)))
@@ -209,18 +206,12 @@ class LatentCodec(SpectrogramModel):
 
     def coded_latents(self) -> list[torch.Tensor]:
         """The latents as the decoder sees them, ``(N, h_g, w_g)`` per grid (see :meth:`quantize`)."""
-        step = self.config.step
-        return [
-            self.quantize(y / step) * mask for y, mask in zip(self.latents, self.column_masks, strict=True)
-        ]
+        return [self.quantize(y) * mask for y, mask in zip(self.latents, self.column_masks, strict=True)]
 
     def synthesize(self, latents: list[torch.Tensor]) -> torch.Tensor:
         """Grids ``(N, h_g, w_g)`` → images ``(N, H, W)``."""
         size = (self.height, self.width)
-        up = [
-            F.interpolate(y[:, None] * self.config.step, size=size, mode="bilinear", align_corners=False)
-            for y in latents
-        ]
+        up = [F.interpolate(y[:, None], size=size, mode="bilinear", align_corners=False) for y in latents]
         freq = self.frequency[None, None, :, None].expand(self.n_images, 1, *size)
         return self.synthesis(torch.cat([*up, freq], 1))[:, 0]
 

@@ -31,6 +31,7 @@ def test_bench_rd_writes_table_json_and_plot(tmp_path, tiny_wavs, capsys):
         tmp_path,
         "--methods",
         "gru-residual:8,6",
+        "latent:2",
         "--steps",
         "5",
         "--quiet",
@@ -45,7 +46,14 @@ def test_bench_rd_writes_table_json_and_plot(tmp_path, tiny_wavs, capsys):
     assert all(r["max_error"] == 0 for r in lossless_rows)
     ours = [r for r in report["rows"] if r["method"] == "specnir-gru-residual"]
     assert [r["max_error"] for r in ours] == [0, 2]
-    assert (tmp_path / "rd.csv").read_text().startswith("method,setting,bytes,bpp,psnr")
+    latent = [r for r in report["rows"] if r["method"] == "specnir-latent"]
+    assert len(latent) == 1 and latent[0]["header_bytes"] < latent[0]["bytes"]
+    for row in report["rows"]:  # without containers: never more than the file, AVIF and WebP less
+        if "bpp" in row:
+            assert 0 < row["coded_bpp"] <= row["bpp"]
+            assert row["coded_bpp"] < row["bpp"] or row["method"] not in ("avif", "webp", "specnir-latent")
+    assert len(report["bd_all"]) == 4 and {b["rate"] for b in report["bd_all"]} == {"bpp", "coded_bpp"}
+    assert (tmp_path / "rd.csv").read_text().startswith("method,setting,bytes,bpp,coded_bpp,psnr")
     assert (tmp_path / "rd.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -364,7 +364,20 @@ def bench_rd(
 
 def write_report(outdir: Path, report: dict, rows: list[dict]) -> list[Path]:
     """``rd.csv`` (one row per method and setting), ``rd.json`` (the report) and ``rd.png`` (the plot)."""
-    fields = ["method", "setting", "bytes", "bpp", "psnr", "max_error", "weights", "weight_bpp", "seconds"]
+    fields = [
+        "method",
+        "setting",
+        "bytes",
+        "bpp",
+        "coded_bpp",
+        "psnr",
+        "max_error",
+        "weights",
+        "weight_bpp",
+        "header_bytes",
+        "latent_grid_bits",
+        "seconds",
+    ]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=[*fields, "error"], extrasaction="ignore")
     writer.writeheader()

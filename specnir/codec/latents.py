@@ -69,7 +69,7 @@ class IntegerEntropyModel:
         self.layers = [
             (
                 _fixed(m.weight, WEIGHT_BITS, WEIGHT_LIMIT),
-                _fixed(m.bias, WEIGHT_BITS + ACT_BITS, ACT_LIMIT << 12),
+                _fixed(m.bias, WEIGHT_BITS + ACT_BITS, WEIGHT_LIMIT << ACT_BITS),  # |bias| < 256
             )
             for m in linear
         ]

@@ -144,7 +144,15 @@ def test_lying_latent_headers_are_refused(tmp_path, tiny_latent, capsys):
     def named(h):
         h["tensors"] = [{k: v for k, v in e.items() if k not in ("name", "shape")} for e in h["tensors"]]
 
+    def gru_entropy(h):  # fit-only options: a file never holds them
+        h["model_config"]["entropy"] = "gru"
+
+    def cross(h):
+        h["model_config"]["cross"] = True
+
     cases = {
+        "gru entropy": (gru_entropy, "malformed .snir header"),
+        "cross": (cross, "malformed .snir header"),
         "alphabets": (alphabets, "bad latent alphabets"),
         "grids": (grids, "bad latent alphabets"),
         "bigger": (bigger, "weight shapes disagree"),

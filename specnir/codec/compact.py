@@ -4,7 +4,8 @@ At 116k pixels a 1–2 kB JSON header is a tenth of a lossy file, so version 2 w
 LEB128 varint, ``sv`` = zigzag varint, ``json`` = ``uv`` length + UTF-8 JSON object, keys sorted)::
 
     1 byte   mode (index in MODE_IDS)        1 byte  arch (index in ARCH_IDS)       1 byte  quality
-    json     model_config: only the fields that differ from the config class's defaults
+    json     model_config: only the fields that differ from the mode's settings for the quality (latent)
+             or the config class's defaults
     json     params: only the SpecParams fields that differ from the defaults (usually "{}" → 2 bytes)
     uv       number of images; per image: uv name length, UTF-8 name, uv length + 1 (0: unknown),
              uv width only when the length is unknown (else 1 + length // hop_length),
@@ -117,6 +118,12 @@ def _defaults(config_class) -> dict:
     return {f.name: f.default for f in dataclasses.fields(config_class)}
 
 
+def _config_defaults(mode: str, arch: str, quality: int) -> dict:
+    """What a config field is when the header leaves it out: the mode's setting for the quality, else the
+    config class's default."""
+    return {**_defaults(_config_class(mode, arch)), **MODES[mode].quality_config(quality)}
+
+
 def _config_class(mode: str, arch: str):
     if mode not in MODES or arch not in MODES[mode].archs:
         raise SpecnirError(f"no mode {mode!r} for architecture {arch!r}")
@@ -145,7 +152,7 @@ def encode_header(header: dict) -> bytes:
     w.byte(MODE_IDS.index(header["mode"]))
     w.byte(ARCH_IDS.index(header["arch"]))
     w.byte(header["quality"])
-    defaults = _defaults(_config_class(header["mode"], header["arch"]))
+    defaults = _config_defaults(header["mode"], header["arch"], header["quality"])
     w.json({k: v for k, v in header["model_config"].items() if v != defaults.get(k)})
     params = SpecParams.from_dict(header["params"])
     w.json(_params_diff(header["params"]))
@@ -182,7 +189,7 @@ def decode_header(data: bytes) -> dict:
     if mode >= len(MODE_IDS) or arch >= len(ARCH_IDS):
         raise SpecnirError("header names an unknown mode or architecture")
     mode, arch = MODE_IDS[mode], ARCH_IDS[arch]
-    config = {**_defaults(_config_class(mode, arch)), **r.json()}
+    config = {**_config_defaults(mode, arch, quality), **r.json()}
     params = _spec_params(r.json())
     hop = SpecParams.from_dict(params).hop_length
     images = []

@@ -70,6 +70,11 @@ class CodingMode:
         """What ``specnir info`` shows of this mode's own settings in a header."""
         return {}
 
+    def quality_config(self, quality: int) -> dict:
+        """The config fields this mode sets for ``quality`` whatever the data (the header need not store
+        them)."""
+        return {}
+
     def check(self, arch: str, options: Options) -> None:
         """Refuse settings this mode cannot code (:class:`SpecnirError`, no flag names)."""
         if arch not in self.archs:
@@ -153,6 +158,9 @@ class LatentMode(CodingMode):
         q: {"lam": 8e-3 / 2 ** (q - 1)} if q <= 4 else {"lam": 1e-3 / 2 ** (q - 5), "first": 0, "grids": 4}
         for q in QUALITIES
     }
+
+    def quality_config(self, quality):
+        return self.SETTINGS.get(quality, {}) if isinstance(quality, int) else {}
 
     def check(self, arch, options):
         super().check(arch, Options(max_error=options.max_error))

@@ -21,7 +21,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, machine  # noqa: E402, F401
+from common import ROOT  # noqa: E402
 
 
 def _settings(text: str) -> dict:

@@ -1,9 +1,11 @@
 """The ``.snir`` codec: a set of spectrogram images in one file, decoded bit for bit.
 
 One job per module: :mod:`~specnir.codec.container` (the bytes: magic, version, header, payload, CRC),
-:mod:`~specnir.codec.header` (what the header says, checked), :mod:`~specnir.codec.weights` (quantisation
-and weight coding), :mod:`~specnir.codec.residual` (the predictive coding loop),
-:mod:`~specnir.codec.modes` (``model`` and ``residual``) and :mod:`~specnir.codec.pipeline`
+:mod:`~specnir.codec.compact` (the version-2 header's bytes), :mod:`~specnir.codec.header` (what the
+header says, checked), :mod:`~specnir.codec.portable` (probability tables every machine computes alike),
+:mod:`~specnir.codec.weights` (quantisation and weight coding), :mod:`~specnir.codec.residual` (the
+predictive coding loop), :mod:`~specnir.codec.latents` (the latent mode's integer entropy path),
+:mod:`~specnir.codec.modes` (``model``, ``residual``, ``latent``) and :mod:`~specnir.codec.pipeline`
 (``compress`` and ``decode``).
 """
 

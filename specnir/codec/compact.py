@@ -36,6 +36,17 @@ ARCH_IDS = ("gru", "siren", "latent")
 MAX_COUNT = 1 << 20
 
 
+def varint(value: int) -> bytes:
+    """``value`` (≥ 0) as an unsigned LEB128 varint."""
+    if value < 0:
+        raise SpecnirError(f"cannot store {value} as an unsigned number")
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    return bytes(out + bytes([value]))
+
+
 class _Writer:
     def __init__(self) -> None:
         self.out = bytearray()
@@ -46,12 +57,7 @@ class _Writer:
         self.out.append(value)
 
     def uv(self, value: int) -> None:
-        if value < 0:
-            raise SpecnirError(f"cannot store {value} as an unsigned number")
-        while value >= 0x80:
-            self.out.append(value & 0x7F | 0x80)
-            value >>= 7
-        self.out.append(value)
+        self.out += varint(value)
 
     def sv(self, value: int) -> None:
         self.uv(value * 2 if value >= 0 else -value * 2 - 1)
@@ -65,12 +71,14 @@ class _Writer:
         self.text(json.dumps(value, separators=(",", ":"), sort_keys=True) if value else "")
 
 
-class _Reader:
-    def __init__(self, data: bytes) -> None:
-        self.data, self.pos = data, 0
+class Reader:
+    """Reads ``data[pos:end]``; running past ``end`` raises :class:`SpecnirError`."""
+
+    def __init__(self, data: bytes, pos: int = 0, end: int | None = None) -> None:
+        self.data, self.pos, self.end = data, pos, len(data) if end is None else end
 
     def byte(self) -> int:
-        if self.pos >= len(self.data):
+        if self.pos >= self.end:
             raise SpecnirError("header is truncated")
         self.pos += 1
         return self.data[self.pos - 1]
@@ -95,7 +103,7 @@ class _Reader:
 
     def text(self) -> str:
         n = self.uv(MAX_COUNT)
-        if self.pos + n > len(self.data):
+        if self.pos + n > self.end:
             raise SpecnirError("header is truncated")
         raw, self.pos = self.data[self.pos : self.pos + n], self.pos + n
         try:
@@ -184,7 +192,7 @@ def encode_header(header: dict) -> bytes:
 def decode_header(data: bytes) -> dict:
     """Version 2's bytes → the header dict (tensor entries without names and shapes: the network's own,
     filled in by :func:`specnir.codec.header.read_header`)."""
-    r = _Reader(data)
+    r = Reader(data)
     mode, arch, quality = r.byte(), r.byte(), r.byte()
     if mode >= len(MODE_IDS) or arch >= len(ARCH_IDS):
         raise SpecnirError("header names an unknown mode or architecture")
@@ -226,6 +234,6 @@ def decode_header(data: bytes) -> dict:
     fields = [r.uv(MAX_COUNT) for _ in range(r.uv(64))]
     if mode == "latent":
         header["latents"] = {"alphabets": fields}
-    if r.pos != len(data):
+    if r.pos != r.end:
         raise SpecnirError("trailing bytes after the header")
     return header

@@ -73,7 +73,7 @@ from pathlib import Path
 
 import numpy as np
 
-from specnir.codec.compact import decode_header, encode_header
+from specnir.codec.compact import Reader, decode_header, encode_header, varint
 from specnir.errors import SpecnirError, atomic_path
 
 MAGIC = b"SNIR"
@@ -89,16 +89,8 @@ def pack(header: dict, payload: np.ndarray) -> bytes:
     ``(n,) uint32``."""
     head = encode_header(header)
     words = np.ascontiguousarray(payload, dtype="<u4").tobytes()
-    body = MAGIC + bytes([VERSION]) + _varint(len(head)) + head + words
+    body = MAGIC + bytes([VERSION]) + varint(len(head)) + head + words
     return body + struct.pack("<I", zlib.crc32(body))
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    return bytes(out + bytes([value]))
 
 
 def unpack(blob: bytes, *, source: str = "<bytes>") -> tuple[dict, np.ndarray]:
@@ -141,14 +133,12 @@ def _split_v1(blob: bytes, fail) -> tuple[bytes, bytes]:
 
 
 def _split_v2(blob: bytes, fail) -> tuple[bytes, bytes]:
-    head_len, pos, shift = 0, 5, 0
-    while True:
-        if pos >= len(blob) - 4 or shift > 28:
-            raise fail("truncated .snir file (header length)")
-        head_len |= (blob[pos] & 0x7F) << shift
-        pos, shift = pos + 1, shift + 7
-        if not blob[pos - 1] & 0x80:
-            break
+    reader = Reader(blob, pos=5, end=len(blob) - 4)
+    try:
+        head_len = reader.uv()
+    except SpecnirError:
+        raise fail("truncated .snir file (header length)") from None
+    pos = reader.pos
     if head_len > MAX_HEADER or pos + head_len > len(blob) - 4:
         raise fail("truncated .snir file (header runs past the end)")
     return blob[pos : pos + head_len], blob[pos + head_len : -4]

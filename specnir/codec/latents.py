@@ -116,9 +116,10 @@ class GridOrder:
         return (slice(a, b) for a, b in zip(self.starts[:-1], self.starts[1:], strict=True))
 
 
-def coded_columns(model: LatentCodec, widths: list[int]) -> list[list[int]]:
-    """Per grid, the latent columns of each image that are coded (those not wholly in its padding)."""
-    return [[-(-wd // s) for wd in widths] for s in model.scales]
+def coded_columns(model: LatentCodec) -> list[list[int]]:
+    """Per grid, the latent columns of each image that are coded (those not wholly in its padding: the
+    model's column masks, set by :meth:`~specnir.models.latent.LatentCodec.set_widths`)."""
+    return [[int(n) for n in mask.sum(-1).reshape(-1)] for mask in model.column_masks]
 
 
 def _probabilities(tables: np.ndarray, mean: np.ndarray, level: np.ndarray) -> np.ndarray:
@@ -126,14 +127,16 @@ def _probabilities(tables: np.ndarray, mean: np.ndarray, level: np.ndarray) -> n
 
 
 def encode_latents(model: LatentCodec, widths: list[int], encoder) -> tuple[list[int], list[float]]:
-    """Code the model's rounded latents; returns each grid's alphabet ``A`` and its coded bits."""
+    """Code the model's rounded latents (images ``widths`` wide); returns each grid's alphabet ``A`` and
+    its coded bits."""
+    model.set_widths(widths)
     entropy = IntegerEntropyModel(model)
     alphabets, bits = [], []
-    for g, (latent, columns) in enumerate(zip(model.latents, coded_columns(model, widths), strict=True)):
-        y = torch.round(latent.detach()).to(torch.int64).numpy()
+    for g, (latent, columns) in enumerate(zip(model.latents, coded_columns(model), strict=True)):
+        y = (torch.round(latent.detach()) * model.column_masks[g]).to(torch.int64).numpy()  # padding: 0
         order = GridOrder(y.shape, columns)
         padded = np.zeros((y.shape[0], y.shape[1] + 6, y.shape[2] + 2), np.int64)
-        padded[:, 3:-3, 2:] = y * (np.arange(y.shape[2])[None, None] < np.asarray(columns)[:, None, None])
+        padded[:, 3:-3, 2:] = y
         mean, level = entropy(order.context(padded, slice(None)), g)
         d = y[order.k, order.f, order.x] - (mean >> 4)
         alphabet = max(int(np.abs(d).max(initial=0)), 1)  # (the coder needs two symbols or more)
@@ -156,9 +159,10 @@ def decode_latents(
     model: LatentCodec, widths: list[int], alphabets: list[int], decoder
 ) -> list[torch.Tensor]:
     """The rounded latents ``(N, h_g, w_g)`` per grid that :func:`encode_latents` coded."""
+    model.set_widths(widths)
     entropy = IntegerEntropyModel(model)
     grids = []
-    for g, (latent, columns) in enumerate(zip(model.latents, coded_columns(model, widths), strict=True)):
+    for g, (latent, columns) in enumerate(zip(model.latents, coded_columns(model), strict=True)):
         n, h, w = latent.shape
         order, alphabet = GridOrder((n, h, w), columns), alphabets[g]
         tables = latent_tables(alphabet)

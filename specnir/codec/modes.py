@@ -16,7 +16,7 @@ import torch
 
 from specnir.codec.latents import MAX_ALPHABET, decode_latents, encode_latents
 from specnir.codec.residual import decode_residuals, encode_residuals, one_thread
-from specnir.codec.weights import Quantized, quantize_and_tune, rd_exponents
+from specnir.codec.weights import Quantized, loss_on, quantize_and_tune, rd_exponents
 from specnir.data import ImageSet
 from specnir.errors import SpecnirError
 from specnir.fit import FitConfig
@@ -160,7 +160,7 @@ class LatentMode(CodingMode):
     }
 
     def quality_config(self, quality):
-        return self.SETTINGS.get(quality, {}) if isinstance(quality, int) else {}
+        return self.SETTINGS.get(quality, {})
 
     def check(self, arch, options):
         super().check(arch, Options(max_error=options.max_error))
@@ -170,15 +170,12 @@ class LatentMode(CodingMode):
     def build(self, arch, quality, data, options):
         n, h, w = data.target.shape
         cls = MODELS["latent"]
-        settings = self.SETTINGS[quality] | ({} if options.lam is None else {"lam": options.lam})
+        settings = self.quality_config(quality) | ({} if options.lam is None else {"lam": options.lam})
         config = cls.Config(**settings)
         return cls(config, n_images=n, height=h, width=w)
 
     def quantize(self, model, data, fit_config):
-        def loss_now() -> float:
-            with torch.no_grad():
-                return float(model.loss(data.target, data.mask))
-
+        loss_now = loss_on(model, data)
         float_loss = loss_now()
         pixels = int(data.mask.sum()) * model.height
         exponents = rd_exponents(model, loss_now, lam=model.config.lam, pixels=pixels)
@@ -192,11 +189,12 @@ class LatentMode(CodingMode):
 
     def decode(self, model, widths, decoder, header):
         alphabets = header.get("latents", {}).get("alphabets")
-        if not (isinstance(alphabets, list) and len(alphabets) == len(model.scales)):
+        if not (
+            isinstance(alphabets, list)
+            and len(alphabets) == len(model.scales)
+            and all(isinstance(a, int) and 1 <= a <= MAX_ALPHABET for a in alphabets)
+        ):
             raise SpecnirError("bad latent alphabets")
-        if not all(isinstance(a, int) and 1 <= a <= MAX_ALPHABET for a in alphabets):
-            raise SpecnirError("bad latent alphabets")
-        model.set_widths(widths)
         grids = decode_latents(model, widths, alphabets, decoder)
         with torch.no_grad():
             for latent, grid in zip(model.latents, grids, strict=True):

@@ -120,6 +120,16 @@ class Quantized:
     quantized_loss: float  # with the weights on their grids
 
 
+def loss_on(model: SpectrogramModel, data: ImageSet) -> Callable[[], float]:
+    """The model's fitting loss on ``data`` as it stands, without gradients (what quantisers measure)."""
+
+    def loss_now() -> float:
+        with torch.no_grad():
+            return float(model.loss(data.target, data.mask))
+
+    return loss_now
+
+
 def quantize_and_tune(
     model: SpectrogramModel, data: ImageSet, fit_config: FitConfig, tolerances: tuple[float, ...]
 ) -> Quantized:
@@ -129,12 +139,7 @@ def quantize_and_tune(
     loss is within the last (finest) tolerance of the float model's. Plain rounding is kept where
     fine-tuning does not beat it. The model is left on the CPU, in evaluation mode, on its grids.
     """
-    target, mask = data.target, data.mask
-
-    def loss_now() -> float:
-        with torch.no_grad():
-            return float(model.loss(target, mask))
-
+    loss_now = loss_on(model, data)
     float_loss, float_state = loss_now(), copy.deepcopy(model.state_dict())
     steps = fit_config.steps
     tune = dataclasses.replace(

@@ -13,7 +13,14 @@ from specnir.audio import AUDIO_SUFFIXES, load_audio, save_audio
 from specnir.errors import SpecnirError
 from specnir.image import read_png, write_png
 from specnir.metrics import log_spectral_distance, spectral_convergence
-from specnir.spectrogram import SpecParams, Spectrogram, audio_to_spectrogram, spectrogram_to_audio
+from specnir.spectrogram import (
+    DEFAULT_N_ITER,
+    DEFAULT_PHASE,
+    SpecParams,
+    Spectrogram,
+    audio_to_spectrogram,
+    spectrogram_to_audio,
+)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -69,7 +76,8 @@ def roundtrip(
     *,
     params: SpecParams,
     bit_depth: int = 16,
-    n_iter: int = 64,
+    phase: str = DEFAULT_PHASE,
+    n_iter: int = DEFAULT_N_ITER,
     outdir: Path | None = None,
 ) -> list[dict]:
     """Audio → PNG → audio for each file; quality of the result against the input.
@@ -86,7 +94,7 @@ def roundtrip(
             start = time.perf_counter()
             png = write_png(where / f"{path.stem}.png", spec, bit_depth=bit_depth)
             back = read_png(png)
-            audio = spectrogram_to_audio(back, n_iter=n_iter)
+            audio = spectrogram_to_audio(back, phase=phase, n_iter=n_iter)
             if outdir is not None:
                 save_audio(where / f"{path.stem}.wav", audio, sample_rate=params.sample_rate)
             rows.append(

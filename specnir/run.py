@@ -22,14 +22,21 @@ from specnir.errors import SpecnirError, atomic_path
 from specnir.fit import Callback, FitConfig, FitResult, FitState, fit
 from specnir.image import write_png
 from specnir.models import arch_of, build_model
-from specnir.spectrogram import SpecParams, Spectrogram, spectrogram_to_audio
+from specnir.spectrogram import DEFAULT_N_ITER, DEFAULT_PHASE, SpecParams, Spectrogram, spectrogram_to_audio
 from specnir.tblog import TensorBoardLogger
 
 SUMMARY_KEYS = ("psnr", "psnr_per_image", "gmsd", "gmsd_per_image", "ssim", "ssim_per_image")
 
 
 def write_spectrograms(
-    outdir: Path, names: list[str], specs: list, *, n_iter: int = 64, bit_depth: int = 16, audio: bool = True
+    outdir: Path,
+    names: list[str],
+    specs: list,
+    *,
+    phase: str = DEFAULT_PHASE,
+    n_iter: int = DEFAULT_N_ITER,
+    bit_depth: int = 16,
+    audio: bool = True,
 ) -> list[Path]:
     """``outdir/<name>.png`` (with metadata) and ``outdir/<name>.wav`` for every spectrogram."""
     written = []
@@ -37,7 +44,7 @@ def write_spectrograms(
         written.append(write_png(outdir / f"{name}.png", spec, bit_depth=bit_depth))
         if not audio:
             continue
-        wave = spectrogram_to_audio(spec, n_iter=n_iter)
+        wave = spectrogram_to_audio(spec, phase=phase, n_iter=n_iter)
         written.append(save_audio(outdir / f"{name}.wav", wave, sample_rate=spec.params.sample_rate))
     return written
 
@@ -95,13 +102,15 @@ def run_fit(
     params: SpecParams,
     run_dir: str | os.PathLike,
     progress: bool = True,
-    gl_iters: int = 32,
+    phase: str = DEFAULT_PHASE,
+    n_iter: int = DEFAULT_N_ITER,
     resume: FitState | None = None,
 ) -> tuple[dict, torch.Tensor]:
     """Fit the model that ``model_config`` configures, then write the run directory.
 
-    The run stays resumable while it fits (:class:`RunSaver`); ``gl_iters`` is the Griffin-Lim iterations
-    of the audio logged to TensorBoard. Returns ``(metrics record, best decode (N, H, W))``.
+    The run stays resumable while it fits (:class:`RunSaver`); ``phase`` and ``n_iter`` (see
+    :func:`spectrogram_to_audio`) make the audio logged to TensorBoard. Returns ``(metrics record, best
+    decode (N, H, W))``.
     """
     run_dir = Path(run_dir)
     data = load_image_set(inputs, params=params)
@@ -116,7 +125,7 @@ def run_fit(
     checkpoint = dict(
         arch=arch, fit_config=fit_config, params=data.params, images=data.layouts, inputs=inputs
     )
-    logger = TensorBoardLogger(run_dir / "tb", data, gl_iters=gl_iters)
+    logger = TensorBoardLogger(run_dir / "tb", data, phase=phase, n_iter=n_iter)
     saver = RunSaver(run_dir, model, **checkpoint)
     result = fit(model, data, fit_config, callbacks=[logger, saver], resume=resume, progress=progress)
     model.cpu()
@@ -140,10 +149,15 @@ def _save_json(path: Path, record: dict) -> None:
 
 
 def write_reconstruction(
-    outdir: Path, data: ImageSet, recon: torch.Tensor, *, n_iter: int = 64
+    outdir: Path,
+    data: ImageSet,
+    recon: torch.Tensor,
+    *,
+    phase: str = DEFAULT_PHASE,
+    n_iter: int = DEFAULT_N_ITER,
 ) -> list[Path]:
     """The decode ``(N, H, W)`` of ``data``'s images, written by :func:`write_spectrograms`."""
-    return write_spectrograms(outdir, data.names, data.to_spectrograms(recon), n_iter=n_iter)
+    return write_spectrograms(outdir, data.names, data.to_spectrograms(recon), phase=phase, n_iter=n_iter)
 
 
 def load_resume_state(path: Path) -> FitState:
@@ -188,7 +202,8 @@ def reconstruct(
     checkpoint: str | os.PathLike,
     outdir: str | os.PathLike,
     *,
-    n_iter: int = 64,
+    phase: str = DEFAULT_PHASE,
+    n_iter: int = DEFAULT_N_ITER,
     time_scale: float = 1.0,
     freq_scale: float = 1.0,
 ) -> tuple[list[Path], torch.Tensor]:
@@ -198,12 +213,14 @@ def reconstruct(
     with torch.no_grad():
         if time_scale == 1.0 and freq_scale == 1.0:
             values = ckpt.model()
-            return write_spectrograms(outdir, ckpt.names, ckpt.spectrograms(values), n_iter=n_iter), values
+            return write_spectrograms(
+                outdir, ckpt.names, ckpt.spectrograms(values), phase=phase, n_iter=n_iter
+            ), values
         if not hasattr(ckpt.model, "render_scaled"):
             raise SpecnirError(f"{checkpoint}: only a siren renders at other resolutions")
         values = ckpt.model.render_scaled(time_scale=time_scale, freq_scale=freq_scale)
     specs = _scaled_spectrograms(ckpt.params, ckpt.images, values, time_scale, freq_scale)
-    return write_spectrograms(outdir, ckpt.names, specs, n_iter=n_iter), values
+    return write_spectrograms(outdir, ckpt.names, specs, phase=phase, n_iter=n_iter), values
 
 
 def _scaled_spectrograms(

@@ -1,4 +1,4 @@
-"""Audio ⇄ dB spectrogram: STFT, mel filterbank, dB scaling, and Griffin-Lim inversion.
+"""Audio ⇄ dB spectrogram: STFT, mel filterbank, dB scaling, and the inversion back to audio.
 
 A :class:`Spectrogram` holds dB values of shape ``(n_bins, n_frames)``, bin 0 the lowest frequency,
 clipped to ``[db_min, db_max]``, together with every parameter needed to turn it back into audio.
@@ -10,12 +10,12 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-import librosa
 import numpy as np
 import torch
 import torchaudio.functional as AF
 
 from specnir.errors import SpecnirError
+from specnir.phase import griffin_lim, pghi, refine_to_mel
 
 WINDOWS = {
     "hann": torch.hann_window,
@@ -202,33 +202,46 @@ def audio_to_spectrogram(waveform: np.ndarray, *, params: SpecParams) -> Spectro
 
 
 def spectrogram_to_power(spec: Spectrogram) -> np.ndarray:
-    """Linear-frequency power ``(n_freqs, n_frames)``; mel bands are inverted by non-negative
-    least squares (librosa's NNLS) against the same filterbank."""
-    params = spec.params
-    power = params.ref * 10.0 ** (spec.db.astype(np.float64) / 10.0)
-    if params.scale == "mel":
-        power = librosa.util.nnls(mel_basis(params), power)
-    return power
+    """The power of the stored bins, ``(n_bins, n_frames)``: mel bands or linear STFT bins."""
+    return spec.params.ref * 10.0 ** (spec.db.astype(np.float64) / 10.0)
 
 
-def spectrogram_to_audio(spec: Spectrogram, *, n_iter: int = 64, momentum: float = 0.99) -> np.ndarray:
-    """Invert a dB spectrogram to a waveform ``(n_samples,)`` with fast Griffin-Lim.
+PHASES = ("pghi", "zero")  # where Griffin-Lim starts: Phase Gradient Heap Integration, or a zero phase
+DEFAULT_PHASE, DEFAULT_N_ITER = "pghi", 32
 
-    Uses torchaudio's Griffin-Lim with momentum (Perraudin et al. 2013) from a zero-phase start, so
-    the result is deterministic.
+
+def spectrogram_to_audio(
+    spec: Spectrogram, *, phase: str = DEFAULT_PHASE, n_iter: int = DEFAULT_N_ITER, momentum: float = 0.99
+) -> np.ndarray:
+    """Invert a dB spectrogram to a waveform ``(n_samples,)``, deterministically.
+
+    A linear spectrogram is the magnitude. Mel bands give a first linear power by one multiplicative
+    update from a flat spectrum, and every Griffin-Lim iteration re-estimates it from the signal's own
+    STFT (fine structure included) so that its mel bands match (:func:`specnir.phase.refine_to_mel`).
+    ``phase`` is where fast Griffin-Lim starts (:data:`PHASES`): ``"pghi"`` (phase from the magnitude's
+    gradients, :func:`specnir.phase.pghi`) or ``"zero"``; ``n_iter`` iterations follow (0: the start alone).
     """
+    if phase not in PHASES:
+        raise SpecnirError(f"phase must be one of {', '.join(PHASES)}, not {phase!r}")
+    if n_iter < 0:
+        raise SpecnirError(f"Griffin-Lim iterations must be 0 or more, not {n_iter}")
     params = spec.params
-    magnitude = torch.as_tensor(np.sqrt(spectrogram_to_power(spec)))
-    waveform = AF.griffinlim(
+    power = spectrogram_to_power(spec)
+    mel = None
+    if params.scale == "mel":
+        mel = (mel_basis(params), power)
+        flat = torch.ones(params.n_freqs, power.shape[1], dtype=torch.float64)
+        power = refine_to_mel(flat, *(torch.as_tensor(a) for a in mel)).numpy()
+    magnitude = np.sqrt(power)
+    stft = dict(n_fft=params.n_fft, hop_length=params.hop_length, win_length=params.win_length)
+    start = pghi(magnitude, **stft, window=params.window) if phase == "pghi" else None
+    return griffin_lim(
         magnitude,
+        **stft,
         window=_window(params),
-        n_fft=params.n_fft,
-        hop_length=params.hop_length,
-        win_length=params.win_length,
-        power=1.0,
+        phase=start,
         n_iter=n_iter,
         momentum=momentum,
         length=spec.length,
-        rand_init=False,
+        mel=mel,
     )
-    return waveform.numpy().astype(np.float32)

@@ -20,7 +20,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from specnir.data import ImageSet
 from specnir.fit import Callback
-from specnir.spectrogram import spectrogram_to_audio
+from specnir.spectrogram import DEFAULT_N_ITER, DEFAULT_PHASE, spectrogram_to_audio
 
 
 def column_error_figure(data: ImageSet, curves: dict[str, list[np.ndarray]], *, title: str = "") -> Figure:
@@ -52,13 +52,15 @@ def heatmap(data: ImageSet, recon: torch.Tensor) -> np.ndarray:
 class TensorBoardLogger(Callback):
     """Writes a fit's progress to ``log_dir`` for TensorBoard."""
 
-    def __init__(self, log_dir: str | Path, data: ImageSet, *, gl_iters: int = 32) -> None:
+    def __init__(
+        self, log_dir: str | Path, data: ImageSet, *, phase: str = DEFAULT_PHASE, n_iter: int = DEFAULT_N_ITER
+    ) -> None:
         self.writer = SummaryWriter(str(log_dir))
-        self.data, self.gl_iters = data, gl_iters
+        self.data, self.inversion = data, {"phase": phase, "n_iter": n_iter}
         rate = data.params.sample_rate
         for name, image, spec in zip(data.names, data.images(data.target), data.specs, strict=True):
             self.writer.add_image(f"target/{name}", image, 0, dataformats="HW")
-            wave = spectrogram_to_audio(spec, n_iter=gl_iters)
+            wave = spectrogram_to_audio(spec, **self.inversion)
             self.writer.add_audio(f"target/{name}", torch.from_numpy(wave)[None], 0, sample_rate=rate)
         self.writer.flush()
 
@@ -89,7 +91,7 @@ class TensorBoardLogger(Callback):
         specs = self.data.to_spectrograms(recon)
         for name, image, spec in zip(self.data.names, self.data.images(recon), specs, strict=True):
             w.add_image(f"recon/{name}", image, step, dataformats="HW")
-            wave = spectrogram_to_audio(spec, n_iter=self.gl_iters)
+            wave = spectrogram_to_audio(spec, **self.inversion)
             w.add_audio(f"recon/{name}", torch.from_numpy(wave)[None], step, sample_rate=rate)
         w.flush()
 

@@ -65,3 +65,21 @@ def test_speech_scores_rank_clean_above_noisy():
     same, worse = _speech_scores(clean, clean, 16000), _speech_scores(clean, noisy, 16000)
     assert same["stoi"] > 0.99 and same["pesq_wb"] > 4.0
     assert worse["stoi"] < same["stoi"] and worse["pesq_wb"] < 2.5
+
+
+@pytest.mark.slow
+def test_bench_rd_audio_has_opus_rows_and_a_listening_page(tmp_path, tiny_wavs, capsys):
+    pytest.importorskip("av")
+    args = ["bench", "rd", *tiny_wavs, "-o", tmp_path, "--methods", "latent:1", "--steps", "5", "--quiet"]
+    assert main([str(a) for a in [*args, "--audio", *TINY_SPEC_ARGS]]) == 0
+    report = json.loads((tmp_path / "rd.json").read_text())
+    audio = report["audio"]
+    assert [r["method"] for r in audio[:2]] == ["uncompressed", "specnir-latent"]
+    opus = [r for r in audio if r["method"] == "opus"]
+    assert [r["setting"] for r in opus] == [f"bitrate={k}" for k in (6, 8, 12, 16, 24)]
+    assert all(r["packet_kbps"] < r["kbps"] for r in opus)  # the Ogg pages cost bytes of their own
+    assert [r["bytes"] for r in opus] == sorted(r["bytes"] for r in opus)
+    assert not any(k.startswith("_") for r in audio for k in r)
+    page = tmp_path / "listen.html"
+    assert str(page) in report["files"] and page.read_text().count("<h2>") == len(tiny_wavs)
+    assert "opus" in capsys.readouterr().out

@@ -31,6 +31,23 @@ def test_audio_to_image_to_audio(tmp_path, chirp_wav, capsys):
     code, out, _ = run(["info", png], capsys)
     assert code == 0 and "n_fft" in out and "1024" in out and "length" in out
 
+    # The phase start is a flag; both starts give the clip back, the default (PGHI) a closer one.
+    from specnir.metrics import spectral_convergence
+    from specnir.spectrogram import SpecParams
+
+    pghi = sf.read(tmp_path / "wav" / "chirp.wav")[0]  # the default inversion, above
+    code, _, _ = run(["img2audio", png, "-o", tmp_path / "zero", "--n-iter", "8", "--phase", "zero"], capsys)
+    assert code == 0
+    zero = sf.read(tmp_path / "zero" / "chirp.wav")[0]
+    original = sf.read(chirp_wav)[0]
+    params = SpecParams()
+    assert spectral_convergence(original, pghi, params=params) < spectral_convergence(
+        original, zero, params=params
+    )
+
+    code, _, err = run(["img2audio", png, "-o", tmp_path / "bad", "--n-iter", "-1"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "0 or more" in err and not (tmp_path / "bad").exists()
+
 
 def test_linear_8_bit_and_other_rates(tmp_path, chirp, capsys):
     path = tmp_path / "c44.wav"

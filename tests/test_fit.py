@@ -19,7 +19,7 @@ from specnir.run import reconstruct
 def fit(tmp_path, wavs, arch, steps, *extra):
     run = tmp_path / f"run-{arch}"
     argv = ["fit", *map(str, wavs), "-o", str(run), "--arch", arch, "--steps", str(steps), "--quiet"]
-    argv += ["--eval-every", str(max(steps // 3, 1)), "--gl-iters", "2", *TINY_SPEC_ARGS, *extra]
+    argv += ["--eval-every", str(max(steps // 3, 1)), "--n-iter", "2", *TINY_SPEC_ARGS, *extra]
     assert main(argv) == 0
     return run, json.loads((run / "metrics.json").read_text())
 

@@ -102,7 +102,7 @@ def test_a_constant_image_costs_almost_no_latent_bits(tiny_wavs):
 def test_fit_latent_through_the_cli_logs_where_the_bits_go(tmp_path, tiny_wavs):
     run = tmp_path / "run"
     argv = ["fit", *map(str, tiny_wavs), "-o", str(run), "--arch", "latent", "--steps", "20", "--quiet"]
-    assert main(argv + ["--eval-every", "10", "--gl-iters", "1", "--entropy", "gru", *TINY_SPEC_ARGS]) == 0
+    assert main(argv + ["--eval-every", "10", "--n-iter", "1", "--entropy", "gru", *TINY_SPEC_ARGS]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["arch"] == "latent" and len(metrics["latent_grid_bits"]) == 3 and metrics["latent_bpp"] > 0
     events = EventAccumulator(str(run / "tb"), size_guidance={"images": 0, "scalars": 0})

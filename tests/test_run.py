@@ -15,7 +15,7 @@ STEPS = 400
 
 def _fit_command(run_dir, wavs, *extra) -> list[str]:
     argv = ["fit", *map(str, wavs), "-o", str(run_dir), "--arch", "gru", "--hidden", "6", "--steps"]
-    argv += [str(STEPS), "--eval-every", "20", "--gl-iters", "1", "--quiet", *TINY_SPEC_ARGS, *extra]
+    argv += [str(STEPS), "--eval-every", "20", "--n-iter", "1", "--quiet", *TINY_SPEC_ARGS, *extra]
     return [sys.executable, "-c", f"import sys; from specnir.cli import main; sys.exit(main({argv!r}))"]
 
 

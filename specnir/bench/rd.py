@@ -311,13 +311,13 @@ def bench_rd(
     qualities: list[int],
     steps: int | None = None,
     audio: bool = False,
-    n_iter: int = 32,
     params: SpecParams | None = None,
     progress: bool = True,
     on_row: Callable[[dict], None] | None = None,
 ) -> dict:
-    """Run the benchmark; writes ``rd.csv``, ``rd.json`` (with audio scores if asked) and ``rd.png`` to
-    ``outdir`` and returns the report (``rows``, ``lossless``, ``bd``, ``audio``, ``files``).
+    """Run the benchmark; writes ``rd.csv``, ``rd.json`` (with audio scores if asked), ``rd.png`` and, with
+    ``audio``, ``listen.html`` (:mod:`specnir.bench.listen`) to ``outdir`` and returns the report
+    (``rows``, ``lossless``, ``bd``, ``audio``, ``files``).
 
     ``on_row(row)`` sees each row as it is measured."""
     outdir = Path(outdir)
@@ -353,16 +353,20 @@ def bench_rd(
     }
     report["bd"] = report["bd_all"][0]  # 30–45 dB, files as written: the table the CLI prints
     if audio:
+        from specnir.bench.listen import write_listening_page
         from specnir.bench.speech import audio_rows
 
         specnir_rows = [r for r in rows if r["method"].startswith("specnir")]
-        report["audio"] = audio_rows(data, originals, specnir_rows, n_iter=n_iter)
-    report["files"] = [str(p) for p in write_report(outdir, report, rows)]
+        heard = audio_rows(data, originals, specnir_rows)
+        report["audio"] = [{k: v for k, v in r.items() if not k.startswith("_")} for r in heard]
+        pages = [write_listening_page(outdir, data.names, originals, heard, params=params)]
+    report["files"] = [str(p) for p in write_report(outdir, report, rows, also=pages if audio else [])]
     return report
 
 
-def write_report(outdir: Path, report: dict, rows: list[dict]) -> list[Path]:
-    """``rd.csv`` (one row per method and setting), ``rd.json`` (the report) and ``rd.png`` (the plot)."""
+def write_report(outdir: Path, report: dict, rows: list[dict], *, also: list[Path] = ()) -> list[Path]:
+    """``rd.csv`` (one row per method and setting), ``rd.json`` (the report) and ``rd.png`` (the plot);
+    returns their paths and ``also`` (files written beside them, listed in the report)."""
     fields = [
         "method",
         "setting",
@@ -381,7 +385,7 @@ def write_report(outdir: Path, report: dict, rows: list[dict]) -> list[Path]:
     writer = csv.DictWriter(buf, fieldnames=[*fields, "error"], extrasaction="ignore")
     writer.writeheader()
     writer.writerows(report["rows"])
-    paths = [outdir / name for name in ("rd.csv", "rd.json", "rd.png")]
+    paths = [outdir / name for name in ("rd.csv", "rd.json", "rd.png")] + list(also)
     with atomic_path(paths[0]) as tmp:
         tmp.write_text(buf.getvalue())
     with atomic_path(paths[1]) as tmp:

@@ -1,24 +1,23 @@
-"""Listening scores for ``specnir bench rd --audio``: PESQ-WB and STOI of Griffin-Lim decodes, and Opus.
+"""Listening scores for ``specnir bench rd --audio``: PESQ-WB and STOI of every decode, and of Opus.
 
-Every specnir decode and the uncompressed spectrograms go through the same Griffin-Lim; Opus (opusenc and
-opusdec from Debian's opus-tools, if installed) codes the original recordings at several bitrates.
+Every specnir decode and the uncompressed spectrograms become audio through the default inversion
+(:func:`specnir.spectrogram.spectrogram_to_audio`; ``benchmarks/phase.py`` compares inversions). Opus
+(PyAV's libopus, the ``bench`` extra) codes the original recordings at several bitrates. Each row keeps
+its waveforms under ``_waves`` for the listening page; the report drops keys that start with ``_``.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import tempfile
-from pathlib import Path
-
 import numpy as np
 
 from specnir.data import ImageSet
-from specnir.spectrogram import Spectrogram, spectrogram_to_audio
+from specnir.spectrogram import DEFAULT_N_ITER, DEFAULT_PHASE, spectrogram_to_audio
+
+OPUS_KBPS = (6, 8, 12, 16, 24)
 
 
 def speech_scores(reference: np.ndarray, degraded: np.ndarray, sample_rate: int) -> dict:
-    """PESQ-WB and STOI of ``degraded`` against ``reference`` (resampled to 16 kHz for PESQ)."""
+    """PESQ-WB and STOI of ``degraded`` against ``reference`` (resampled to 16 kHz for both)."""
     import librosa
     from pesq import pesq
     from pystoi import stoi
@@ -40,52 +39,52 @@ def _mean_scores(pairs) -> dict:
     return {k: float(np.nanmean([s[k] for s in scores])) for k in ("pesq_wb", "stoi")}
 
 
-def _opus_rows(originals: list[np.ndarray], sample_rate: int, kbps_list=(6, 8, 12, 16)) -> list[dict]:
-    """Opus at several bitrates through opusenc/opusdec, if they are installed."""
-    import soundfile as sf
+def _scored(originals: list[np.ndarray], waves: list[np.ndarray], sample_rate: int) -> dict:
+    """Mean PESQ-WB and STOI over the clips, and per clip (``_clips``) with the waveforms (``_waves``)."""
+    scores = [speech_scores(ref, deg, sample_rate) for ref, deg in zip(originals, waves, strict=True)]
+    means = {k: float(np.nanmean([s[k] for s in scores])) for k in ("pesq_wb", "stoi")}
+    return {**means, "_clips": scores, "_waves": waves}
 
-    if not (shutil.which("opusenc") and shutil.which("opusdec")):
-        return [{"method": "opus", "setting": "skipped: opusenc/opusdec not installed (Debian opus-tools)"}]
-    rows = []
+
+def opus_rows(originals: list[np.ndarray], sample_rate: int, kbps_list=OPUS_KBPS) -> list[dict]:
+    """Opus at each bitrate: kbps of the Ogg files as written and of their packets alone, and scores."""
+    try:
+        from specnir.bench.opus import opus_round_trip
+    except ImportError:
+        return [
+            {"method": "opus", "setting": "skipped: PyAV is not installed (pip install 'specnir[bench]')"}
+        ]
     seconds = sum(len(w) for w in originals) / sample_rate
-    with tempfile.TemporaryDirectory() as tmp:
-        for kbps in kbps_list:
-            size, pairs = 0, []
-            for i, wave in enumerate(originals):
-                src, enc, dec = (Path(tmp) / f"{i}.{ext}" for ext in ("wav", "opus", "out.wav"))
-                sf.write(src, wave, sample_rate)
-                subprocess.run(["opusenc", "--quiet", "--bitrate", str(kbps), str(src), str(enc)], check=True)
-                subprocess.run(
-                    ["opusdec", "--quiet", "--rate", str(sample_rate), str(enc), str(dec)], check=True
-                )
-                size += enc.stat().st_size
-                pairs.append((wave, sf.read(dec)[0], sample_rate))
-            rows.append(
-                {
-                    "method": "opus",
-                    "setting": f"bitrate={kbps}",
-                    "bytes": size,
-                    "kbps": size * 8 / seconds / 1000,
-                    **_mean_scores(pairs),
-                }
-            )
+    rows = []
+    for kbps in kbps_list:
+        coded = [opus_round_trip(w, sample_rate=sample_rate, kbps=kbps) for w in originals]
+        size = sum(c.ogg_bytes for c in coded)
+        packets = sum(c.packet_bytes for c in coded)
+        rows.append(
+            {
+                "method": "opus",
+                "setting": f"bitrate={kbps}",
+                "bytes": size,
+                "kbps": size * 8 / seconds / 1000,
+                "packet_kbps": packets * 8 / seconds / 1000,
+                "max_lag": max(abs(c.lag) for c in coded),
+                **_scored(originals, [c.decoded for c in coded], sample_rate),
+            }
+        )
     return rows
 
 
-def audio_rows(
-    data: ImageSet, originals: list[np.ndarray], specnir_rows: list[dict], *, n_iter: int
-) -> list[dict]:
-    """PESQ-WB / STOI of Griffin-Lim on the uncompressed spectrograms, of every specnir decode, and Opus."""
+def audio_rows(data: ImageSet, originals: list[np.ndarray], specnir_rows: list[dict]) -> list[dict]:
+    """The uncompressed spectrograms, every specnir decode, and Opus (originals ``(n_samples,)`` each)."""
     sr = data.params.sample_rate
     seconds = sum(len(w) for w in originals) / sr
 
-    def scores(specs: list[Spectrogram]) -> dict:
-        return _mean_scores(
-            (orig, spectrogram_to_audio(spec, n_iter=n_iter), sr)
-            for orig, spec in zip(originals, specs, strict=True)
-        )
+    def scored(specs) -> dict:
+        return _scored(originals, [spectrogram_to_audio(s) for s in specs], sr)
 
-    rows = [{"method": "griffin-lim (uncompressed)", "setting": f"n_iter={n_iter}", **scores(data.specs)}]
+    rows = [
+        {"method": "uncompressed", "setting": f"{DEFAULT_PHASE}+{DEFAULT_N_ITER}", **scored(data.specs)},
+    ]
     for row in specnir_rows:
         rows.append(
             {
@@ -93,7 +92,7 @@ def audio_rows(
                 "setting": row["setting"],
                 "bytes": row["bytes"],
                 "kbps": row["bytes"] * 8 / seconds / 1000,
-                **scores(row["_decoded"].specs),
+                **scored(row["_decoded"].specs),
             }
         )
-    return rows + _opus_rows(originals, sr)
+    return rows + opus_rows(originals, sr)

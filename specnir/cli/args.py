@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 
 from specnir.errors import SpecnirError
-from specnir.spectrogram import WINDOWS, SpecParams
+from specnir.spectrogram import DEFAULT_N_ITER, DEFAULT_PHASE, PHASES, WINDOWS, SpecParams
 
 
 def add_spectrogram_args(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +23,20 @@ def add_spectrogram_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--f-min", type=float, default=d.f_min, help="Hz (default %(default)s)")
     g.add_argument("--f-max", type=float, default=None, help="Hz (default: sample_rate / 2)")
     g.add_argument("--top-db", type=float, default=d.top_db, help="dB range (default %(default)s)")
+
+
+def add_inversion_args(parser: argparse.ArgumentParser) -> None:
+    """``--phase`` and ``--n-iter``: how spectrograms become audio (:func:`spectrogram_to_audio`)."""
+    g = parser.add_argument_group("spectrogram to audio")
+    g.add_argument(
+        "--phase",
+        choices=PHASES,
+        default=DEFAULT_PHASE,
+        help="where Griffin-Lim starts: pghi (phase gradient heap integration) or zero (default %(default)s)",
+    )
+    g.add_argument(
+        "--n-iter", type=int, default=DEFAULT_N_ITER, help="fast Griffin-Lim iterations (default %(default)s)"
+    )
 
 
 def spectrogram_params(args: argparse.Namespace) -> SpecParams:

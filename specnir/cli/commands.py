@@ -53,7 +53,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
             params=spectrogram_params(args),
             run_dir=run_dir,
             progress=not args.quiet,
-            gl_iters=args.gl_iters,
+            phase=args.phase,
+            n_iter=args.n_iter,
         )
     print(tables.fit_summary(record, run_dir))
     return 0
@@ -66,6 +67,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     files, _ = reconstruct(
         args.checkpoint,
         args.output,
+        phase=args.phase,
         n_iter=args.n_iter,
         time_scale=args.time_scale,
         freq_scale=args.freq_scale,
@@ -95,7 +97,7 @@ def cmd_img2audio(args: argparse.Namespace) -> int:
         read_png(f, colormap=args.colormap, params=params, db_range=(args.db_min, args.db_max)) for f in files
     ]
     for f, spec in zip(files, specs, strict=True):
-        audio = spectrogram_to_audio(spec, n_iter=args.n_iter)
+        audio = spectrogram_to_audio(spec, phase=args.phase, n_iter=args.n_iter)
         out = save_audio(Path(args.output) / f"{f.stem}.wav", audio, sample_rate=spec.params.sample_rate)
         print(f"{f} -> {out}  ({len(audio) / spec.params.sample_rate:.2f} s)")
     return 0
@@ -140,6 +142,7 @@ def cmd_decompress(args: argparse.Namespace) -> int:
         Path(args.output),
         decoded.names,
         decoded.specs,
+        phase=args.phase,
         n_iter=args.n_iter,
         bit_depth=8,
         audio=not args.no_audio,
@@ -205,14 +208,21 @@ def cmd_roundtrip(args: argparse.Namespace) -> int:
         expand_inputs(args.audio),
         params=params,
         bit_depth=args.bit_depth,
+        phase=args.phase,
         n_iter=args.n_iter,
         outdir=outdir,
     )
     scale = "linear STFT" if params.scale == "linear" else f"{params.n_mels}-band mel"
-    print(f"audio -> {args.bit_depth}-bit {scale} PNG -> Griffin-Lim ({args.n_iter} iterations) -> audio")
+    inversion = f"{args.phase} + {args.n_iter} Griffin-Lim iterations"
+    print(f"audio -> {args.bit_depth}-bit {scale} PNG -> {inversion} -> audio")
     print(tables.roundtrip_table(rows))
     if outdir is not None:
-        report = {"params": params.to_dict(), "bit_depth": args.bit_depth, "n_iter": args.n_iter}
+        report = {
+            "params": params.to_dict(),
+            "bit_depth": args.bit_depth,
+            "phase": args.phase,
+            "n_iter": args.n_iter,
+        }
         with atomic_path(outdir / "roundtrip.json") as tmp:
             tmp.write_text(json.dumps({**report, "files": rows}, indent=2))
         print(f"images, audio and roundtrip.json written to {outdir}")

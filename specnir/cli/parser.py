@@ -6,8 +6,9 @@ import argparse
 
 from specnir.bench.rd import METHODS
 from specnir.cli import commands as cmd
-from specnir.cli.args import add_config_args, add_spectrogram_args
+from specnir.cli.args import add_config_args, add_inversion_args, add_spectrogram_args
 from specnir.codec import MODES
+from specnir.codec.modes import QUALITIES
 from specnir.colormap import COLORMAPS
 from specnir.fit import FitConfig
 from specnir.models import IMAGE_MODELS, MODELS
@@ -32,10 +33,10 @@ def _conversion(sub) -> None:
     add_spectrogram_args(p)
     p.set_defaults(func=cmd.cmd_audio2img)
 
-    p = sub.add_parser("img2audio", help="spectrogram images -> audio (Griffin-Lim)")
+    p = sub.add_parser("img2audio", help="spectrogram images -> audio (phase retrieval)")
     p.add_argument("image", nargs="+", metavar="IMAGE", help="images or directories")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
-    p.add_argument("--n-iter", type=int, default=64, help="Griffin-Lim iterations (default 64)")
+    add_inversion_args(p)
     p.add_argument(
         "--colormap",
         default="auto",
@@ -54,7 +55,7 @@ def _conversion(sub) -> None:
     p.add_argument("audio", nargs="+", metavar="AUDIO", help="audio files or directories")
     p.add_argument("-o", "--output", metavar="OUTDIR", help="keep images, audio and roundtrip.json")
     p.add_argument("--bit-depth", type=int, choices=(8, 16), default=16)
-    p.add_argument("--n-iter", type=int, default=64, help="Griffin-Lim iterations (default 64)")
+    add_inversion_args(p)
     add_spectrogram_args(p)
     p.set_defaults(func=cmd.cmd_roundtrip)
 
@@ -67,9 +68,7 @@ def _fitting(sub) -> None:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue that run (to --steps, if given)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--arch", choices=IMAGE_MODELS, default="gru", help="model family (default gru)")
-    p.add_argument(
-        "--gl-iters", type=int, default=32, help="Griffin-Lim iterations of the audio logged (default 32)"
-    )
+    add_inversion_args(p)
     add_config_args(p, FitConfig, "fitting")
     for name in IMAGE_MODELS:
         add_config_args(p, MODELS[name].Config, f"{name} architecture")
@@ -79,7 +78,7 @@ def _fitting(sub) -> None:
     p = sub.add_parser("reconstruct", help="decode a checkpoint to images and audio")
     p.add_argument("checkpoint", metavar="CHECKPOINT")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
-    p.add_argument("--n-iter", type=int, default=64, help="Griffin-Lim iterations (default 64)")
+    add_inversion_args(p)
     p.add_argument("--time-scale", type=float, default=1.0, help="siren: render S times more columns")
     p.add_argument("--freq-scale", type=float, default=1.0, help="siren: render S times more mel bands")
     p.set_defaults(func=cmd.cmd_reconstruct)
@@ -112,7 +111,7 @@ def _coding(sub) -> None:
         "--steps",
         type=int,
         help="optimiser steps (default: the mode's, "
-        + ", ".join(f"{name} {mode.steps}" for name, mode in MODES.items())
+        + "; ".join(f"{name} {_steps_by_quality(mode)}" for name, mode in MODES.items())
         + ")",
     )
     p.add_argument("--seed", type=int, default=0)
@@ -124,7 +123,7 @@ def _coding(sub) -> None:
     p = sub.add_parser("decompress", help="decode a .snir file to <stem>.png and <stem>.wav")
     p.add_argument("file", metavar="SET.snir")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
-    p.add_argument("--n-iter", type=int, default=64, help="Griffin-Lim iterations (default 64)")
+    add_inversion_args(p)
     p.add_argument("--no-audio", action="store_true", help="images only")
     p.set_defaults(func=cmd.cmd_decompress)
 
@@ -159,3 +158,17 @@ def help_reference(width: int = 100) -> str:
         for name, command in sub.choices.items():
             parts.append(f"#### `specnir {name}`\n\n```text\n" + command.format_help().rstrip() + "\n```")
     return "\n\n".join(parts) + "\n"
+
+
+def _steps_by_quality(mode) -> str:
+    """``800`` or ``1500 at quality 1-4, 3000 at 5-8``: a mode's default steps."""
+    runs: list[list] = []  # [steps, first quality, last quality]
+    for q in QUALITIES:
+        steps = mode.fit_steps(q)
+        if runs and runs[-1][0] == steps:
+            runs[-1][2] = q
+        else:
+            runs.append([steps, q, q])
+    if len(runs) == 1:
+        return str(runs[0][0])
+    return "quality " + ", ".join(f"{lo}-{hi}: {steps}" for steps, lo, hi in runs)

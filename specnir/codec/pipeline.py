@@ -107,7 +107,7 @@ def compress(
     torch.manual_seed(seed)
     model = coding.build(arch, quality, data, options)
     start = time.perf_counter()
-    steps = steps or coding.steps
+    steps = steps or coding.fit_steps(quality)
     fit_config = FitConfig(steps=steps, seed=seed, device=device, eval_every=max(steps // 5, 1))
     fit(model, data, fit_config, progress=progress)
     model.cpu().eval()

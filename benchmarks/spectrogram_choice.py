@@ -25,6 +25,7 @@ from common import ROOT, machine, write_json  # noqa: E402
 from specnir.audio import load_audio  # noqa: E402
 from specnir.bench.speech import speech_scores  # noqa: E402
 from specnir.codec import compress  # noqa: E402
+from specnir.codec.modes import MODES  # noqa: E402
 from specnir.convert import expand_inputs  # noqa: E402
 from specnir.spectrogram import SpecParams, spectrogram_to_audio  # noqa: E402
 
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("inputs", nargs="+")
     p.add_argument("--kinds", default=",".join(KINDS))
-    p.add_argument("--qualities", default="3,5,6")
+    p.add_argument("--qualities", default="3,5,6", help="Q or Q@λ (that quality's grids with another λ), ...")
     p.add_argument("--steps", type=int, help="default: the latent mode's own for each quality")
     p.add_argument("-o", "--output", type=Path, default=ROOT / "out" / "bench" / "spectrogram-choice")
     args = p.parse_args(argv)
@@ -50,10 +51,18 @@ def main(argv: list[str] | None = None) -> int:
         params = KINDS[kind]
         originals = [load_audio(f, sample_rate=params.sample_rate)[0] for f in files]
         seconds = sum(len(w) for w in originals) / params.sample_rate
-        for quality in map(int, args.qualities.split(",")):
+        for point in args.qualities.split(","):
+            quality, _, lam = point.partition("@")
+            quality, lam = int(quality), float(lam) if lam else None
             start = time.perf_counter()
             result = compress(
-                files, mode="latent", quality=quality, steps=args.steps, params=params, progress=False
+                files,
+                mode="latent",
+                quality=quality,
+                lam=lam,
+                steps=args.steps,
+                params=params,
+                progress=False,
             )
             fit_seconds = time.perf_counter() - start
             scores = [
@@ -63,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             row = {
                 "kind": kind,
                 "quality": quality,
+                "lambda": lam or MODES["latent"].quality_config(quality)["lam"],
                 "bins": params.n_bins,
                 "bytes": len(result.blob),
                 "kbps": len(result.blob) * 8 / seconds / 1000,

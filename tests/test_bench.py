@@ -82,4 +82,5 @@ def test_bench_rd_audio_has_opus_rows_and_a_listening_page(tmp_path, tiny_wavs, 
     assert not any(k.startswith("_") for r in audio for k in r)
     page = tmp_path / "listen.html"
     assert str(page) in report["files"] and page.read_text().count("<h2>") == len(tiny_wavs)
+    assert (tmp_path / "pesq.png").read_bytes()[:4] == b"\x89PNG"
     assert "opus" in capsys.readouterr().out

@@ -316,8 +316,8 @@ def bench_rd(
     on_row: Callable[[dict], None] | None = None,
 ) -> dict:
     """Run the benchmark; writes ``rd.csv``, ``rd.json`` (with audio scores if asked), ``rd.png`` and, with
-    ``audio``, ``listen.html`` (:mod:`specnir.bench.listen`) to ``outdir`` and returns the report
-    (``rows``, ``lossless``, ``bd``, ``audio``, ``files``).
+    ``audio``, ``listen.html`` (:mod:`specnir.bench.listen`) and ``pesq.png`` to ``outdir``; returns the
+    report (``rows``, ``lossless``, ``bd``, ``audio``, ``files``).
 
     ``on_row(row)`` sees each row as it is measured."""
     outdir = Path(outdir)
@@ -354,12 +354,15 @@ def bench_rd(
     report["bd"] = report["bd_all"][0]  # 30–45 dB, files as written: the table the CLI prints
     if audio:
         from specnir.bench.listen import write_listening_page
-        from specnir.bench.speech import audio_rows
+        from specnir.bench.speech import audio_rows, plot_listening
 
         specnir_rows = [r for r in rows if r["method"].startswith("specnir")]
         heard = audio_rows(data, originals, specnir_rows)
         report["audio"] = [{k: v for k, v in r.items() if not k.startswith("_")} for r in heard]
-        pages = [write_listening_page(outdir, data.names, originals, heard, params=params)]
+        pages = [
+            write_listening_page(outdir, data.names, originals, heard, params=params),
+            plot_listening(report["audio"], outdir / "pesq.png"),
+        ]
     report["files"] = [str(p) for p in write_report(outdir, report, rows, also=pages if audio else [])]
     return report
 

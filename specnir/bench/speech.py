@@ -8,6 +8,8 @@ its waveforms under ``_waves`` for the listening page; the report drops keys tha
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from specnir.data import ImageSet
@@ -96,3 +98,39 @@ def audio_rows(data: ImageSet, originals: list[np.ndarray], specnir_rows: list[d
             }
         )
     return rows + opus_rows(originals, sr)
+
+
+def plot_listening(rows: list[dict], path: Path) -> Path:
+    """PESQ-WB against kbps: one line per method (specnir modes, Opus), the uncompressed inversion as a
+    horizontal line; written atomically to ``path`` (PNG)."""
+    import io
+
+    from matplotlib.figure import Figure
+
+    from specnir.errors import atomic_path
+
+    fig = Figure(figsize=(8, 5))
+    ax = fig.subplots()
+    scored = [r for r in rows if np.isfinite(r.get("pesq_wb", np.nan))]  # PESQ refuses very short clips
+    for method in dict.fromkeys(r["method"] for r in scored if r.get("kbps")):
+        pts = sorted((r["kbps"], r["pesq_wb"]) for r in scored if r["method"] == method and r.get("kbps"))
+        style = "o-" if method.startswith("specnir") else "s--"
+        ax.plot(
+            [p[0] for p in pts], [p[1] for p in pts], style, label=method, lw=2 if method == "opus" else 1.5
+        )
+    for r in scored:
+        if r["method"] == "uncompressed":
+            ax.axhline(r["pesq_wb"], color="grey", ls=":", label=f"uncompressed spectrogram ({r['setting']})")
+    if any(r.get("kbps") for r in scored):
+        ax.set_xscale("log")
+        ax.legend(fontsize=8)
+    ax.set_xlabel("kbps (file bytes × 8 / seconds of audio)")
+    ax.set_ylabel("PESQ-WB (mean over the clips)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.set_title("what a listener gets: PESQ-WB against bitrate")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buf.getvalue())
+    return path

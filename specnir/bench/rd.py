@@ -64,12 +64,12 @@ def classical_codecs() -> dict[str, list[tuple[str, Callable, Callable]]]:
             ic.jpegxl_encode,
             ic.jpegxl_decode,
             "distance",
-            (8.0, 6.0, 4.0, 3.0, 2.0, 1.5, 1.0, 0.6, 0.3, 0.15),
+            (12.0, 10.0, 8.0, 6.0, 4.0, 3.0, 2.0, 1.5, 1.0, 0.6, 0.3, 0.15),
             effort=9,
         ),
         "avif": settings(avif_enc, avif_dec, "level", (15, 22, 30, 45, 60, 70, 80, 88, 94), speed=1),
         "webp": settings(
-            webp_enc, webp_dec, "level", (5, 10, 20, 40, 60, 75, 85, 92, 97), lossless=False, method=6
+            webp_enc, webp_dec, "level", (0, 2, 5, 10, 20, 40, 60, 75, 85, 92, 97), lossless=False, method=6
         ),
         "jpeg": settings(ic.jpeg8_encode, ic.jpeg8_decode, "level", (30, 50, 70, 85, 92, 97)),
     }

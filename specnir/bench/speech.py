@@ -122,7 +122,11 @@ def plot_listening(rows: list[dict], path: Path) -> Path:
         if r["method"] == "uncompressed":
             ax.axhline(r["pesq_wb"], color="grey", ls=":", label=f"uncompressed spectrogram ({r['setting']})")
     if any(r.get("kbps") for r in scored):
+        from matplotlib.ticker import ScalarFormatter
+
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(ScalarFormatter())
         ax.legend(fontsize=8)
     ax.set_xlabel("kbps (file bytes × 8 / seconds of audio)")
     ax.set_ylabel("PESQ-WB (mean over the clips)")

@@ -3,7 +3,9 @@
 PGHI (Průša, Balazs, Søndergaard, IEEE/ACM TASLP 2017) reads the phase's gradient off the gradient of the
 log-magnitude — exact for a Gaussian window, a good approximation for Hann-like ones — and integrates it
 from the loudest coefficient outwards (a max-heap), without iterations. Fast Griffin-Lim (Perraudin et al.
-2013) then refines any start; from PGHI's it converges to a better signal than from a zero phase.
+2013) then refines any start; from PGHI's it converges to a better signal than from a zero phase. When
+the magnitude is only known through mel bands, :func:`refine_to_mel` re-estimates it inside every
+iteration from the signal's own STFT (``benchmarks/phase.py`` measures all of it).
 
 Phases follow ``torch.stft`` with ``center=True``: the FFT of frame ``n`` starts at sample
 ``n * hop_length - n_fft // 2``.

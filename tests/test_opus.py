@@ -43,3 +43,12 @@ def test_rows_rise_with_the_bitrate(speech):
     assert rows[0]["packet_kbps"] < rows[0]["kbps"]
     assert rows[0]["pesq_wb"] < rows[1]["pesq_wb"]
     assert all(len(r["_waves"]) == 2 for r in rows)
+
+
+def test_a_rate_opus_does_not_take_is_coded_at_48_khz_and_comes_back_at_its_own(speech):
+    import librosa
+
+    odd = librosa.resample(speech, orig_sr=16000, target_sr=22050)
+    result = opus_round_trip(odd, sample_rate=22050, kbps=24)
+    assert result.decoded.shape == odd.shape and result.lag == 0
+    assert np.corrcoef(odd, result.decoded)[0, 1] > 0.9

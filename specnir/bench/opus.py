@@ -33,16 +33,20 @@ def opus_round_trip(waveform: np.ndarray, *, sample_rate: int, kbps: float) -> O
     """Encode ``waveform`` ``(n_samples,)`` as Ogg/Opus at ``kbps`` and decode it, aligned with the input."""
     import av
 
-    if sample_rate not in OPUS_RATES:
-        raise ValueError(f"Opus codes {OPUS_RATES} Hz, not {sample_rate}")
-    pcm = np.clip(np.asarray(waveform, dtype=np.float32), -1, 1)[None, :]
+    length = len(waveform)
+    # Opus takes 8, 12, 16, 24 or 48 kHz; any other rate is coded at 48 kHz (resampled there and back).
+    rate = sample_rate if sample_rate in OPUS_RATES else 48000
+    pcm = np.asarray(waveform, dtype=np.float32)
+    if rate != sample_rate:
+        pcm = librosa.resample(pcm, orig_sr=sample_rate, target_sr=rate)
+    pcm = np.clip(pcm, -1, 1)[None, :]
     buffer = io.BytesIO()
     packet_bytes = 0
     with av.open(buffer, "w", format="ogg") as container:
-        stream = container.add_stream("libopus", rate=sample_rate, layout="mono")
+        stream = container.add_stream("libopus", rate=rate, layout="mono")
         stream.bit_rate = int(kbps * 1000)
         frame = av.AudioFrame.from_ndarray(pcm, format="flt", layout="mono")
-        frame.sample_rate = sample_rate
+        frame.sample_rate = rate
         for packet in [*stream.encode(frame), *stream.encode(None)]:
             packet_bytes += packet.size
             container.mux(packet)
@@ -55,12 +59,15 @@ def opus_round_trip(waveform: np.ndarray, *, sample_rate: int, kbps: float) -> O
     decoded = np.concatenate(chunks)
     # FFmpeg drops the pre-skip itself (the stream starts at pts = pre-skip); trim it here only if it
     # did not, which the decoded length says.
-    if len(decoded) - pcm.shape[1] * (48000 // sample_rate) >= pre_skip:
+    if len(decoded) - pcm.shape[1] * (48000 // rate) >= pre_skip:
         decoded = decoded[pre_skip:]
     if sample_rate != 48000:
         decoded = librosa.resample(decoded, orig_sr=48000, target_sr=sample_rate)
-    decoded = decoded[: pcm.shape[1]].astype(np.float32)
-    return OpusResult(len(data), packet_bytes, decoded, pre_skip, _lag(pcm[0], decoded))
+    decoded = decoded[:length].astype(np.float32)
+    if len(decoded) < length:  # resampling may come up a sample short
+        decoded = np.pad(decoded, (0, length - len(decoded)))
+    waveform = np.asarray(waveform, dtype=np.float32)
+    return OpusResult(len(data), packet_bytes, decoded, pre_skip, _lag(waveform, decoded))
 
 
 def _pre_skip(ogg: bytes) -> int:

@@ -33,10 +33,11 @@ def opus_round_trip(waveform: np.ndarray, *, sample_rate: int, kbps: float) -> O
     """Encode ``waveform`` ``(n_samples,)`` as Ogg/Opus at ``kbps`` and decode it, aligned with the input."""
     import av
 
+    waveform = np.asarray(waveform, dtype=np.float32)
     length = len(waveform)
     # Opus takes 8, 12, 16, 24 or 48 kHz; any other rate is coded at 48 kHz (resampled there and back).
     rate = sample_rate if sample_rate in OPUS_RATES else 48000
-    pcm = np.asarray(waveform, dtype=np.float32)
+    pcm = waveform
     if rate != sample_rate:
         pcm = librosa.resample(pcm, orig_sr=sample_rate, target_sr=rate)
     pcm = np.clip(pcm, -1, 1)[None, :]
@@ -66,7 +67,6 @@ def opus_round_trip(waveform: np.ndarray, *, sample_rate: int, kbps: float) -> O
     decoded = decoded[:length].astype(np.float32)
     if len(decoded) < length:  # resampling may come up a sample short
         decoded = np.pad(decoded, (0, length - len(decoded)))
-    waveform = np.asarray(waveform, dtype=np.float32)
     return OpusResult(len(data), packet_bytes, decoded, pre_skip, _lag(waveform, decoded))
 
 

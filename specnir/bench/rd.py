@@ -284,11 +284,17 @@ def plot_rd(rows: list[dict], path: Path) -> None:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
     ax.set_title("rate–distortion (lossless points are in rd.csv)")
+    save_figure(fig, path)
+
+
+def save_figure(fig, path: Path) -> Path:
+    """Write a matplotlib figure to ``path`` as PNG, atomically."""
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     with atomic_path(path) as tmp:
         tmp.write_bytes(buf.getvalue())
+    return path
 
 
 def lossless_summary(rows: list[dict]) -> dict:

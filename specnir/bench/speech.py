@@ -103,11 +103,9 @@ def audio_rows(data: ImageSet, originals: list[np.ndarray], specnir_rows: list[d
 def plot_listening(rows: list[dict], path: Path) -> Path:
     """PESQ-WB against kbps: one line per method (specnir modes, Opus), the uncompressed inversion as a
     horizontal line; written atomically to ``path`` (PNG)."""
-    import io
-
     from matplotlib.figure import Figure
 
-    from specnir.errors import atomic_path
+    from specnir.bench.rd import save_figure
 
     fig = Figure(figsize=(8, 5))
     ax = fig.subplots()
@@ -132,9 +130,4 @@ def plot_listening(rows: list[dict], path: Path) -> Path:
     ax.set_ylabel("PESQ-WB (mean over the clips)")
     ax.grid(True, which="both", alpha=0.3)
     ax.set_title("what a listener gets: PESQ-WB against bitrate")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(buf.getvalue())
-    return path
+    return save_figure(fig, path)

@@ -14,7 +14,7 @@ $(VENV)/.runtime: $(BIN)/activate setup.cfg pyproject.toml
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench,distributed]'
 	touch $@
 
 # The main job: one GRU for the five bundled clips (about 4 minutes on a 2-core CPU).

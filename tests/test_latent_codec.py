@@ -217,11 +217,10 @@ def test_decode_latents_inverts_encode_latents():
 
 
 def test_the_default_mode_follows_quality_architecture_and_options():
-    from specnir.codec.modes import Options
-    from specnir.codec.pipeline import _coding_mode
+    from specnir.codec.pipeline import Settings
 
     def mode(quality, arch=None, **options):
-        return _coding_mode(None, quality, "cpu", arch, Options(**options)).name
+        return Settings(arch=arch, quality=quality, **options).coding()[0].name
 
     assert [mode(q) for q in range(1, 9)] == ["latent"] * 6 + ["residual"] * 2
     assert mode(3, max_error=2) == "residual" and mode(8, lam=1e-3) == "latent"

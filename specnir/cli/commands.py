@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -103,6 +104,20 @@ def cmd_img2audio(args: argparse.Namespace) -> int:
     return 0
 
 
+def coding_settings(args: argparse.Namespace):
+    """``compress`` and ``batch``'s coding flags as :class:`specnir.codec.pipeline.Settings`."""
+    from specnir.codec.pipeline import Settings
+
+    return Settings(
+        arch=args.arch,
+        mode=args.mode,
+        quality=args.quality,
+        max_error=args.max_error,
+        lam=args.lam,
+        steps=args.steps,
+    )
+
+
 def cmd_compress(args: argparse.Namespace) -> int:
     from specnir.codec import compress, write
 
@@ -129,27 +144,48 @@ def cmd_compress(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_decompress(args: argparse.Namespace) -> int:
-    from specnir.codec import decode
-    from specnir.run import write_spectrograms
+def cmd_batch(args: argparse.Namespace) -> int:
+    from specnir.batch import BatchJob, run_batch
 
-    path = Path(args.file)
-    if not path.is_file():
-        raise SpecnirError(f"{path}: no such file")
+    job = BatchJob(coding_settings(args), spectrogram_params(args), seed=args.seed, device=args.device)
+    report = run_batch(
+        args.inputs,
+        args.output,
+        job=job,
+        group_by=args.group_by,
+        set_size=args.set_size,
+        sets_per_fit=args.sets_per_fit,
+        workers=args.workers,
+        ray_address=args.ray_address,
+        progress=not args.quiet,
+    )
+    print(tables.batch_summary(report))
+    return 1 if report.failed else 0
+
+
+def cmd_decompress(args: argparse.Namespace) -> int:
+    from specnir.reader import decompress_files
+
+    if args.workers < 1:
+        raise SpecnirError(f"workers must be at least 1, not {args.workers}")
     check_writable(args.output, directory=True)
-    decoded = decode(path.read_bytes(), source=str(path))
-    written = write_spectrograms(
-        Path(args.output),
-        decoded.names,
-        decoded.specs,
+    failed = 0
+    results = decompress_files(
+        args.files,
+        args.output,
         phase=args.phase,
         n_iter=args.n_iter,
-        bit_depth=8,
         audio=not args.no_audio,
+        workers=args.workers,
     )
-    for f in written:
-        print(f)
-    return 0
+    for _, written in results:
+        if isinstance(written, str):
+            print(f"specnir: error: {written}", file=sys.stderr)
+            failed += 1
+            continue
+        for f in written:
+            print(f)
+    return 2 if failed else 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ from specnir.cli.args import add_config_args, add_inversion_args, add_spectrogra
 from specnir.codec import MODES
 from specnir.codec.modes import QUALITIES
 from specnir.colormap import COLORMAPS
+from specnir.corpus import GROUPINGS
 from specnir.fit import FitConfig
 from specnir.models import IMAGE_MODELS, MODELS
 
@@ -89,6 +90,72 @@ def _coding(sub) -> None:
     p = sub.add_parser("compress", help="fit and write one .snir file for a set of spectrograms")
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="audio files, spectrogram PNGs or directories")
     p.add_argument("-o", "--output", required=True, metavar="SET.snir")
+    _add_coding_args(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_spectrogram_args(p)
+    p.set_defaults(func=cmd.cmd_compress)
+
+    p = sub.add_parser(
+        "batch", help="compress a corpus: its clips grouped into sets, one .snir per set and a manifest"
+    )
+    p.add_argument("inputs", nargs="+", metavar="CORPUS", help="folders (walked) or files")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="<set>.snir files, manifest.jsonl")
+    p.add_argument(
+        "--group-by",
+        choices=GROUPINGS,
+        default="folder",
+        help="folder: each folder's clips make sets; order: all clips in order (default folder)",
+    )
+    p.add_argument("--set-size", type=int, default=5, help="most clips in a set (default 5)")
+    p.add_argument(
+        "--sets-per-fit",
+        type=int,
+        default=1,
+        metavar="B",
+        help="fit B sets at once as one model (latent mode; other modes fit one set at a time)",
+    )
+    p.add_argument("--workers", type=int, help="run on a local Ray with N workers (specnir[distributed])")
+    p.add_argument(
+        "--ray-address", metavar="ADDR", help="run on the Ray cluster at ADDR (every node sees CORPUS)"
+    )
+    _add_coding_args(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_spectrogram_args(p)
+    p.set_defaults(func=cmd.cmd_batch)
+
+    p = sub.add_parser(
+        "decompress",
+        help="decode .snir files to <clip>.png and <clip>.wav (one file: in OUTDIR; more, or folders:"
+        " OUTDIR/<file path without .snir>/)",
+    )
+    p.add_argument("files", nargs="+", metavar="SET.snir", help=".snir files or folders of them (walked)")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+    add_inversion_args(p)
+    p.add_argument("--no-audio", action="store_true", help="images only")
+    p.add_argument("--workers", type=int, default=1, help="files decoded at once, in processes (default 1)")
+    p.set_defaults(func=cmd.cmd_decompress)
+
+    p = sub.add_parser("bench", help="benchmarks: `bench rd` = rate-distortion against classical codecs")
+    p.add_argument("benchmark", choices=("rd",), metavar="rd")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="audio files, spectrogram PNGs or directories")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=list(METHODS),
+        metavar="METHOD[:Q,...]",
+        help=f"{', '.join(METHODS)}, each with its own qualities if given (default: all)",
+    )
+    p.add_argument("--qualities", nargs="+", type=int, default=[2, 4, 6, 8], help="default 2 4 6 8")
+    p.add_argument("--steps", type=int, help="optimiser steps per specnir point (default: each mode's)")
+    p.add_argument("--audio", action="store_true", help="also PESQ-WB and STOI of the decoded audio")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_spectrogram_args(p)
+    p.set_defaults(func=cmd.cmd_bench)
+
+
+def _add_coding_args(p: argparse.ArgumentParser) -> None:
+    """What ``compress`` and ``batch`` share: mode, quality and the fit."""
     coded = sorted({arch for mode in MODES.values() for arch in mode.archs})  # what some mode codes with
     p.add_argument("--arch", choices=coded, help="default: the mode's own (model: gru)")
     p.add_argument(
@@ -116,34 +183,6 @@ def _coding(sub) -> None:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_spectrogram_args(p)
-    p.set_defaults(func=cmd.cmd_compress)
-
-    p = sub.add_parser("decompress", help="decode a .snir file to <stem>.png and <stem>.wav")
-    p.add_argument("file", metavar="SET.snir")
-    p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
-    add_inversion_args(p)
-    p.add_argument("--no-audio", action="store_true", help="images only")
-    p.set_defaults(func=cmd.cmd_decompress)
-
-    p = sub.add_parser("bench", help="benchmarks: `bench rd` = rate-distortion against classical codecs")
-    p.add_argument("benchmark", choices=("rd",), metavar="rd")
-    p.add_argument("inputs", nargs="*", metavar="INPUT", help="audio files, spectrogram PNGs or directories")
-    p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
-    p.add_argument(
-        "--methods",
-        nargs="+",
-        default=list(METHODS),
-        metavar="METHOD[:Q,...]",
-        help=f"{', '.join(METHODS)}, each with its own qualities if given (default: all)",
-    )
-    p.add_argument("--qualities", nargs="+", type=int, default=[2, 4, 6, 8], help="default 2 4 6 8")
-    p.add_argument("--steps", type=int, help="optimiser steps per specnir point (default: each mode's)")
-    p.add_argument("--audio", action="store_true", help="also PESQ-WB and STOI of the decoded audio")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_spectrogram_args(p)
-    p.set_defaults(func=cmd.cmd_bench)
 
 
 def help_reference(width: int = 100) -> str:

@@ -118,3 +118,19 @@ def roundtrip_table(rows: list[dict]) -> str:
             f"{r['spectral_convergence']:>10.4f} {r['lsd_db']:>7.2f} {r['seconds']:>5.1f}"
         )
     return "\n".join(lines)
+
+
+def batch_summary(report, *, shown: int = 10) -> str:
+    """A batch's totals over the corpus, and its failed sets (the first ``shown`` with their errors)."""
+    finished = report.sets - len(report.failed)
+    lines = [
+        f"{report.outdir}: {finished} of {report.sets} sets finished ({report.skipped} before this run,"
+        f" {report.written} now, {len(report.failed)} failed) in {report.seconds:.0f} s",
+        f"  {report.clips} clips, {report.bytes:,} bytes, {report.bpp:.3f} bpp;"
+        f" every set's line in {report.outdir / 'manifest.jsonl'}",
+    ]
+    for name, error in list(report.failed.items())[:shown]:
+        lines.append(f"  failed: {name}: {error}")
+    if len(report.failed) > shown:
+        lines.append(f"  ... and {len(report.failed) - shown} more failed sets (see the manifest)")
+    return "\n".join(lines)

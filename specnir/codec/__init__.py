@@ -6,13 +6,13 @@ header says, checked), :mod:`~specnir.codec.portable` (probability tables every 
 :mod:`~specnir.codec.weights` (quantisation and weight coding), :mod:`~specnir.codec.residual` (the
 predictive coding loop), :mod:`~specnir.codec.latents` (the latent mode's integer entropy path),
 :mod:`~specnir.codec.modes` (``model``, ``residual``, ``latent``) and :mod:`~specnir.codec.pipeline`
-(``compress`` and ``decode``).
+(``compress``, ``compress_sets`` and ``decode``).
 """
 
 from specnir.codec.container import MAGIC, VERSION, pack, read, unpack, write
 from specnir.codec.header import describe
 from specnir.codec.modes import MODES, QUALITIES
-from specnir.codec.pipeline import Compressed, Decoded, compress, decode, eight_bit
+from specnir.codec.pipeline import Compressed, Decoded, Settings, compress, compress_sets, decode, eight_bit
 
 __all__ = [
     "MAGIC",
@@ -21,7 +21,9 @@ __all__ = [
     "VERSION",
     "Compressed",
     "Decoded",
+    "Settings",
     "compress",
+    "compress_sets",
     "decode",
     "describe",
     "eight_bit",

@@ -17,16 +17,18 @@ from dataclasses import dataclass
 import constriction
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from specnir.codec.compact import encode_header
 from specnir.codec.container import pack, unpack
 from specnir.codec.header import build_header, read_header
-from specnir.codec.modes import DEFAULT_MODE, MODES, QUALITIES, Options
+from specnir.codec.modes import DEFAULT_MODE, MODES, QUALITIES, CodingMode, Options
 from specnir.codec.weights import decode_weights, encode_weights, tensor_entries
 from specnir.data import ImageSet, load_image_set, to_spectrograms
 from specnir.errors import SpecnirError
 from specnir.fit import FitConfig, fit
 from specnir.metrics import psnr_from_mse
+from specnir.models.stacked import StackedLatents, can_stack
 from specnir.spectrogram import SpecParams, Spectrogram
 
 # What a damaged payload can raise inside torch, numpy or constriction (AssertionError: constriction).
@@ -99,21 +101,92 @@ def compress(
     progress: bool = True,
 ) -> Compressed:
     """Fit, quantise, entropy-code and verify; nothing is written (see :func:`specnir.codec.write`)."""
-    options = Options(max_error=max_error, lam=lam)
-    coding = _coding_mode(mode, quality, device, arch, options)
-    arch = arch or coding.archs[0]
-    coding.check(arch, options)
-    data = eight_bit(load_image_set(inputs, params=params or SpecParams()))
-    torch.manual_seed(seed)
-    model = coding.build(arch, quality, data, options)
-    start = time.perf_counter()
-    steps = steps or coding.fit_steps(quality)
-    fit_config = FitConfig(steps=steps, seed=seed, device=device, eval_every=max(steps // 5, 1))
-    fit(model, data, fit_config, progress=progress)
-    model.cpu().eval()
-    quantized = coding.quantize(model, data, fit_config)
-    fit_seconds = time.perf_counter() - start
+    settings = Settings(arch=arch, mode=mode, quality=quality, max_error=max_error, lam=lam, steps=steps)
+    settings.coding()  # refuse impossible settings before any input is read
+    check_device(device)
+    data = load_image_set(inputs, params=params or SpecParams())
+    return compress_sets([data], settings, seed=seed, device=device, progress=progress)[0]
 
+
+@dataclass(frozen=True)
+class Settings:
+    """What ``compress`` is asked for besides the inputs (``None``: the quality's own)."""
+
+    arch: str | None = None
+    mode: str | None = None
+    quality: int = 4
+    max_error: int | None = None
+    lam: float | None = None
+    steps: int | None = None
+
+    def coding(self) -> tuple[CodingMode, str, Options]:
+        """The coding mode, architecture and options, after refusing what cannot be done."""
+        options = Options(max_error=self.max_error, lam=self.lam)
+        coding = _coding_mode(self.mode, self.quality, self.arch, options)
+        arch = self.arch or coding.archs[0]
+        coding.check(arch, options)
+        return coding, arch, options
+
+
+def compress_sets(
+    sets: list[ImageSet], settings: Settings, *, seed: int = 0, device: str = "cpu", progress: bool = True
+) -> list[Compressed]:
+    """Compress each set to its own file's bytes, as :func:`compress` does one set.
+
+    Sets whose models stack (the latent mode: :mod:`specnir.models.stacked`) are fitted together as one
+    model, each from the initial weights ``compress`` would give it with ``seed``; the rest are fitted one
+    after another. Every file is decoded and checked against its encoder's reconstruction.
+    """
+    coding, arch, options = settings.coding()
+    check_device(device)
+    sets = [eight_bit(data) for data in sets]
+    models = []
+    for data in sets:
+        torch.manual_seed(seed)
+        models.append(coding.build(arch, settings.quality, data, options))
+    steps = settings.steps or coding.fit_steps(settings.quality)
+    fit_config = FitConfig(steps=steps, seed=seed, device=device, eval_every=max(steps // 5, 1))
+    start = time.perf_counter()
+    if len(sets) > 1 and can_stack(models):
+        stacked = StackedLatents(models, [data.widths for data in sets])
+        _fit_whole(stacked, joined(sets), fit_config, progress)
+        stacked.unstack(models)
+        fit_seconds = [(time.perf_counter() - start) / len(sets)] * len(sets)
+    else:
+        fit_seconds = []
+        for model, data in zip(models, sets, strict=True):
+            _fit_whole(model, data, fit_config, progress)
+            fit_seconds.append(time.perf_counter() - start - sum(fit_seconds))
+    extra = {"steps": steps, "sets_per_fit": len(sets) if len(sets) > 1 and can_stack(models) else 1}
+    return [
+        _code(coding, arch, settings.quality, model, data, fit_config, {**extra, "fit_seconds": seconds})
+        for model, data, seconds in zip(models, sets, fit_seconds, strict=True)
+    ]
+
+
+def _fit_whole(model, data: ImageSet, fit_config: FitConfig, progress: bool) -> None:
+    """The fit, all of it: a fit stopped by Ctrl-C stops the compression too (no file from half a fit)."""
+    if fit(model, data, fit_config, progress=progress).interrupted:
+        raise KeyboardInterrupt
+
+
+def joined(sets: list[ImageSet]) -> ImageSet:
+    """Several sets' images as one set, in order, padded to the widest (what a stacked fit sees)."""
+    width = max(data.target.shape[-1] for data in sets)
+    return ImageSet(
+        [f"{k}/{name}" for k, data in enumerate(sets) for name in data.names],
+        [spec for data in sets for spec in data.specs],
+        torch.cat([F.pad(data.target, (0, width - data.target.shape[-1])) for data in sets]),
+        torch.cat([F.pad(data.mask, (0, width - data.mask.shape[-1])) for data in sets]),
+    )
+
+
+def _code(coding, arch, quality, model, data, fit_config, extra) -> Compressed:
+    """Quantise a fitted model, write the file's bytes, decode them and check them (see :func:`compress`)."""
+    model.cpu().eval()
+    start = time.perf_counter()
+    quantized = coding.quantize(model, data, fit_config)
+    extra["fit_seconds"] = round(extra["fit_seconds"] + time.perf_counter() - start, 2)
     start = time.perf_counter()
     header = build_header(arch=arch, mode=coding.name, quality=quality, model=model, data=data)
     header["tensors"], ints = tensor_entries(model, quantized.exponents)
@@ -135,11 +208,10 @@ def compress(
         - encoder.num_bits() // 8
         - len(encode_header(header))
         + sum(1 + len(name.encode()) for name in data.names),
-        "steps": steps,
         "weight_bits": weight_bits,
         "float_loss": quantized.float_loss,
         "quantized_loss": quantized.quantized_loss,
-        "fit_seconds": round(fit_seconds, 2),
+        **extra,
         "code_seconds": round(time.perf_counter() - start, 2),
         **mode_report,
     }
@@ -147,7 +219,12 @@ def compress(
     return Compressed(blob, decoded, report(blob, truth, decoded, extra))
 
 
-def _coding_mode(mode: str | None, quality: int, device: str, arch: str | None, options: Options):
+def check_device(device: str) -> None:
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SpecnirError("device cuda: no CUDA device is available")
+
+
+def _coding_mode(mode: str | None, quality: int, arch: str | None, options: Options) -> CodingMode:
     """The mode asked for, after refusing what cannot be done (before any input is read). Without one:
     the quality's default mode, unless the architecture or an option needs another (a max error:
     residual; λ: latent; an architecture: the first mode that codes with it)."""
@@ -161,8 +238,6 @@ def _coding_mode(mode: str | None, quality: int, device: str, arch: str | None, 
         mode = next((m for m in candidates if arch is None or arch in MODES[m].archs), candidates[0])
     if mode not in MODES:
         raise SpecnirError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise SpecnirError("device cuda: no CUDA device is available")
     return MODES[mode]
 
 

@@ -73,6 +73,46 @@ def kumaraswamy_noise(like: torch.Tensor, a: float) -> torch.Tensor:
     return (1 - (1 - u) ** (1 / b)) ** (1 / a) - 0.5
 
 
+def training_rounding(latent: torch.Tensor, progress: float, *, anneal: bool) -> torch.Tensor:
+    """What stands in for rounding at ``progress`` (0 to 1) of a fit: soft rounding with Kumaraswamy noise,
+    then straight-through rounding for the last :data:`STE_SHARE` (``anneal``), or uniform noise."""
+    if not anneal:
+        return latent + torch.empty_like(latent).uniform_(-0.5, 0.5)
+    phase = min(progress / (1 - STE_SHARE), 1.0)
+    t = TEMPERATURE[0] + (TEMPERATURE[1] - TEMPERATURE[0]) * phase
+    if progress >= 1 - STE_SHARE:  # round forward, soft rounding's gradient backward
+        soft = softround(latent, t)
+        return soft + (torch.round(latent) - soft).detach()
+    a = KUMARASWAMY[0] + (KUMARASWAMY[1] - KUMARASWAMY[0]) * phase
+    return softround(softround(latent, t) + kumaraswamy_noise(latent, a), t)
+
+
+def latent_rate(latents: torch.Tensor, predicted: torch.Tensor) -> torch.Tensor:
+    """Bits of ``latents (..., )`` under the entropy model's Laplace, ``predicted (..., 2)`` (mean,
+    log-scale): the one formula the fit, the stacked fit and the rate report share."""
+    mean, log_b = predicted.unbind(-1)
+    return laplace_bits(latents - mean, torch.exp(log_b.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX)), 1.0)
+
+
+def coded_columns(widths: list[int], columns: int, scale: int, *, device=None) -> torch.Tensor:
+    """``(N, 1, columns)``: 1 on the latent columns of a grid at 1/``scale`` that an image of each width
+    codes (a column wholly in the padding is not coded)."""
+    starts = torch.arange(columns, device=device) * scale
+    return (starts[None, None, :] < torch.tensor(widths, device=device)[:, None, None]).float()
+
+
+def synthesis_input(
+    latents: list[torch.Tensor], frequency: torch.Tensor, size: tuple[int, int], *, fast: bool = False
+) -> torch.Tensor:
+    """What the synthesis reads: grids ``(N, h_g, w_g)`` up-sampled bilinearly to ``size = (H, W)``, and
+    the frequency ``(H,)`` of every row → ``(N, G + 1, H, W)``. ``fast`` (training) lays it out
+    channels-last, which the CPU convolves 2-3× faster; the decoder's layout (and so its rounding) stays
+    the one every file was coded with."""
+    up = [F.interpolate(y[:, None], size=size, mode="bilinear", align_corners=False) for y in latents]
+    x = torch.cat([*up, frequency[None, None, :, None].expand(len(latents[0]), 1, *size)], 1)
+    return x.contiguous(memory_format=torch.channels_last) if fast else x
+
+
 def context(latents: torch.Tensor, offsets: list[tuple[int, int]]) -> torch.Tensor:
     """Neighbours of every latent: ``(N, h, w)`` → ``(N, h, w, len(offsets))``, zero outside the grid."""
     _, h, w = latents.shape
@@ -104,10 +144,14 @@ class EntropyMLP(nn.Module):
             nn.Linear(hidden, 2),
         )
 
+    def inputs(self, latents: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+        """What the MLP reads: ``latents (N, h, w)``, ``grid (G,)`` one-hot → ``(N, h, w, 11 + G)``."""
+        near = torch.cat([context(latents, PAST), in_column(latents, self.cross)], -1)
+        return torch.cat([near, grid.expand(*near.shape[:-1], -1)], -1)
+
     def forward(self, latents: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
         """``latents (N, h, w)``, ``grid (G,)`` one-hot → ``(N, h, w, 2)``."""
-        near = torch.cat([context(latents, PAST), in_column(latents, self.cross)], -1)
-        return self.net(torch.cat([near, grid.expand(*near.shape[:-1], -1)], -1))
+        return self.net(self.inputs(latents, grid))
 
 
 class EntropyGRU(nn.Module):
@@ -172,9 +216,8 @@ class LatentCodec(SpectrogramModel):
     def set_widths(self, widths: list[int]) -> None:
         """Zero the latent columns that lie wholly in an image's padding: they are not coded."""
         for g, s in enumerate(self.scales):
-            columns = torch.arange(self.latents[g].shape[-1], device=self.mask0.device) * s
-            limit = torch.tensor(widths, device=columns.device)[:, None, None]
-            getattr(self, f"mask{g}").copy_((columns[None, None, :] < limit).float())
+            mask = getattr(self, f"mask{g}")
+            mask.copy_(coded_columns(widths, mask.shape[-1], s, device=mask.device))
 
     def set_progress(self, fraction: float) -> None:
         self.progress = fraction
@@ -194,15 +237,7 @@ class LatentCodec(SpectrogramModel):
         """Rounding, or in training its stand-in for the current point of the schedule."""
         if not self.training:
             return torch.round(latent)
-        if not self.config.anneal:
-            return latent + torch.empty_like(latent).uniform_(-0.5, 0.5)
-        phase = min(self.progress / (1 - STE_SHARE), 1.0)
-        t = TEMPERATURE[0] + (TEMPERATURE[1] - TEMPERATURE[0]) * phase
-        if self.progress >= 1 - STE_SHARE:  # round forward, soft rounding's gradient backward
-            soft = softround(latent, t)
-            return soft + (torch.round(latent) - soft).detach()
-        a = KUMARASWAMY[0] + (KUMARASWAMY[1] - KUMARASWAMY[0]) * phase
-        return softround(softround(latent, t) + kumaraswamy_noise(latent, a), t)
+        return training_rounding(latent, self.progress, anneal=self.config.anneal)
 
     def coded_latents(self) -> list[torch.Tensor]:
         """The latents as the decoder sees them, ``(N, h_g, w_g)`` per grid (see :meth:`quantize`)."""
@@ -210,19 +245,15 @@ class LatentCodec(SpectrogramModel):
 
     def synthesize(self, latents: list[torch.Tensor]) -> torch.Tensor:
         """Grids ``(N, h_g, w_g)`` → images ``(N, H, W)``."""
-        size = (self.height, self.width)
-        up = [F.interpolate(y[:, None], size=size, mode="bilinear", align_corners=False) for y in latents]
-        freq = self.frequency[None, None, :, None].expand(self.n_images, 1, *size)
-        return self.synthesis(torch.cat([*up, freq], 1))[:, 0]
+        features = synthesis_input(latents, self.frequency, (self.height, self.width), fast=self.training)
+        return self.synthesis(features)[:, 0]
 
     def latent_bits(self, latents: list[torch.Tensor]) -> list[torch.Tensor]:
         """Bits of every latent under the entropy model, ``(N, h_g, w_g)`` per grid (0 in the padding)."""
-        bits = []
-        for g, (y, mask) in enumerate(zip(latents, self.column_masks, strict=True)):
-            mean, log_b = self.entropy(y, self.grid_codes[g]).unbind(-1)
-            scale = torch.exp(log_b.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX))
-            bits.append(laplace_bits(y - mean, scale, 1.0) * mask)
-        return bits
+        return [
+            latent_rate(y, self.entropy(y, self.grid_codes[g])) * mask
+            for g, (y, mask) in enumerate(zip(latents, self.column_masks, strict=True))
+        ]
 
     def forward(self) -> torch.Tensor:
         """The decode ``(N, H, W)`` from the (rounded) latents."""

@@ -1,0 +1,154 @@
+"""A compressed corpus against FLAC of its audio and the classical image codecs of its spectrograms.
+
+    python benchmarks/corpus_compare.py out/asterisk -o docs/corpus/asterisk-en.json [--exclude silence ...]
+
+Reads a ``specnir batch`` folder's manifest. For every finished set it codes the same 8-bit images with
+AVIF, JPEG-XL and WebP at each of their settings (:func:`specnir.bench.rd.run_classical`) and finds, by
+interpolating log-bytes against PSNR between settings, what each codec needs to reach the set's PSNR;
+the totals over the corpus are then at equal quality set by set. Sets whose PSNR a codec's range does not
+reach are counted at its nearest setting above (or left out, and counted, where none is above). Also:
+FLAC (level 8) and 16-bit PCM of the audio, the PSNR spread over sets, and sets named by ``--exclude``
+(non-speech) reported apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import constriction
+import numpy as np
+import soundfile as sf
+
+from specnir.bench.rd import LOSSY_ANCHORS, run_classical
+from specnir.codec import eight_bit
+from specnir.codec.container import unpack
+from specnir.codec.header import read_header
+from specnir.codec.weights import decode_weights, encode_weights, to_integers
+from specnir.corpus import MANIFEST, read_manifest
+from specnir.data import load_image_set
+from specnir.errors import atomic_path
+from specnir.spectrogram import SpecParams
+
+
+def bytes_at(rows: list[dict], psnr: float) -> float | None:
+    """The bytes a codec's settings need for ``psnr``: log-linear between the two settings around it, the
+    cheapest setting at or above it where it lies outside, ``None`` where no setting reaches it."""
+    points = sorted((r["psnr"], r["bytes"]) for r in rows if "bytes" in r)
+    for (p0, b0), (p1, b1) in zip(points, points[1:], strict=False):
+        if p0 <= psnr <= p1 and p1 > p0:
+            return math.exp(math.log(b0) + (math.log(b1) - math.log(b0)) * (psnr - p0) / (p1 - p0))
+    above = [b for p, b in points if p >= psnr]
+    return min(above) if above else None
+
+
+def weight_bytes(blob: bytes) -> float:
+    """The bytes a ``.snir`` file spends on its networks' weights (coded again from the decoded integers)."""
+    header, words = unpack(blob)
+    _, _, _, entries = read_header(header)
+    state = decode_weights(constriction.stream.queue.RangeDecoder(words), entries)
+    ints = [to_integers(state[e["name"]], e["exponent"]).reshape(-1).numpy() for e in entries]
+    encoder = constriction.stream.queue.RangeEncoder()
+    encode_weights(encoder, entries, ints)
+    return encoder.num_bits() / 8
+
+
+def flac_bytes(path: Path) -> tuple[int, int]:
+    """FLAC (level 8, the file's own rate and depth) and 16-bit PCM bytes of one audio file."""
+    wave, rate = sf.read(path, dtype="int16", always_2d=True)
+    buffer = io.BytesIO()
+    sf.write(buffer, wave, rate, format="FLAC", subtype="PCM_16", compression_level=1.0)
+    return len(buffer.getvalue()), wave.size * 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("outdir")
+    parser.add_argument("-o", "--output", required=True, help="JSON file")
+    parser.add_argument("--exclude", nargs="*", default=["silence"], help="set name parts counted apart")
+    args = parser.parse_args(argv)
+    rows = [r for r in read_manifest(Path(args.outdir) / MANIFEST).values() if r["status"] == "ok"]
+    sets, start = [], time.perf_counter()
+    for k, row in enumerate(rows):
+        params = SpecParams.from_dict(row["settings"]["params"])
+        data = eight_bit(load_image_set(row["clips"], params=params))
+        images = [np.rint(im * 255).astype(np.uint8) for im in data.images(data.target)]
+        classical = [r for r in run_classical(images) if r["method"] in LOSSY_ANCHORS]
+        audio = [flac_bytes(Path(c)) for c in row["clips"]]
+        sets.append(
+            {
+                "set": row["set"],
+                "clips": len(row["clips"]),
+                "seconds_of_audio": sum(sf.info(c).duration for c in row["clips"]),
+                "pixels": row["pixels"],
+                "specnir_bytes": row["bytes"],
+                "weight_bytes": weight_bytes((Path(args.outdir) / row["file"]).read_bytes()),
+                "psnr": row["psnr"],
+                "flac_bytes": sum(a for a, _ in audio),
+                "pcm_bytes": sum(b for _, b in audio),
+                **{
+                    f"{codec}_bytes": bytes_at([r for r in classical if r["method"] == codec], row["psnr"])
+                    for codec in LOSSY_ANCHORS
+                },
+                "excluded": any(part in row["set"].split("/") for part in args.exclude),
+            }
+        )
+        print(
+            f"[{k + 1}/{len(rows)}] {row['set']}: specnir {row['bytes']} B at {row['psnr']:.2f} dB;"
+            + "".join(f" {c} {sets[-1][f'{c}_bytes'] or 0:.0f}" for c in LOSSY_ANCHORS),
+            flush=True,
+        )
+    report = {
+        "outdir": args.outdir,
+        "exclude": args.exclude,
+        "seconds": round(time.perf_counter() - start),
+        "speech": summary([s for s in sets if not s["excluded"]]),
+        "excluded": summary([s for s in sets if s["excluded"]]),
+        "sets": sets,
+    }
+    with atomic_path(Path(args.output)) as tmp:
+        tmp.write_text(json.dumps(report, indent=2))
+    for part in ("speech", "excluded"):
+        print(part, json.dumps(report[part], indent=1))
+    return 0
+
+
+def summary(sets: list[dict]) -> dict:
+    if not sets:
+        return {}
+    psnr = [s["psnr"] for s in sets]
+    out = {
+        "sets": len(sets),
+        "clips": sum(s["clips"] for s in sets),
+        "seconds_of_audio": round(sum(s["seconds_of_audio"] for s in sets), 1),
+        "pixels": sum(s["pixels"] for s in sets),
+        "specnir_bytes": sum(s["specnir_bytes"] for s in sets),
+        "weight_bytes": round(sum(s["weight_bytes"] for s in sets)),
+        "flac_bytes": sum(s["flac_bytes"] for s in sets),
+        "pcm_bytes": sum(s["pcm_bytes"] for s in sets),
+        "psnr_min_median_max": [round(min(psnr), 2), round(statistics.median(psnr), 2), round(max(psnr), 2)],
+    }
+    out["specnir_bpp"] = round(out["specnir_bytes"] * 8 / out["pixels"], 4)
+    out["specnir_kbps"] = round(out["specnir_bytes"] * 8 / out["seconds_of_audio"] / 1000, 2)
+    out["flac_kbps"] = round(out["flac_bytes"] * 8 / out["seconds_of_audio"] / 1000, 2)
+    for codec in LOSSY_ANCHORS:
+        reached = [s for s in sets if s[f"{codec}_bytes"] is not None]
+        mine = sum(s["specnir_bytes"] for s in reached)
+        theirs = sum(s[f"{codec}_bytes"] for s in reached)
+        out[codec] = {
+            "sets_reached": len(reached),
+            "bytes_at_equal_psnr": round(theirs),
+            "specnir_bytes_same_sets": mine,
+            "specnir_saving": round(1 - mine / theirs, 4),
+        }
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

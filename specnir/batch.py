@@ -1,0 +1,266 @@
+"""``specnir batch``: a corpus compressed set by set into one folder, resumable, here or on a Ray cluster.
+
+:func:`run_batch` finds the sets (:mod:`specnir.corpus`), skips those the manifest already holds (with a
+file of the recorded size and the same settings and clips), and compresses the rest in chunks of
+``sets_per_fit`` sets (fitted as one model where the mode can: :func:`specnir.codec.pipeline.compress_sets`).
+Chunks run one after another in this process, or as Ray tasks (``workers`` local workers, or the cluster
+at ``ray_address``); either way the tasks only return bytes and manifest rows, and this process writes
+every file (atomically) and then its manifest line, so a ``kill -9`` at any moment loses only the sets in
+flight. A set that fails is recorded with its one-line error and the others go on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from specnir.codec.container import write
+from specnir.codec.pipeline import Settings, check_device, compress_sets
+from specnir.corpus import MANIFEST, CorpusSet, append_row, find_sets, read_manifest, rewrite_manifest
+from specnir.data import load_image_set
+from specnir.errors import SpecnirError, check_writable
+from specnir.spectrogram import SpecParams
+
+LOCK = ".specnir-batch.lock"
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """What every chunk of a batch is compressed with (sent to each Ray task)."""
+
+    settings: Settings
+    params: SpecParams
+    seed: int = 0
+    device: str = "cpu"
+
+    def record(self) -> dict:
+        """The settings a manifest line records; a re-run with others is refused."""
+        return {**asdict(self.settings), "seed": self.seed, "params": self.params.to_dict()}
+
+
+def compress_chunk(chunk: list[CorpusSet], job: BatchJob) -> list[tuple[CorpusSet, bytes | None, dict]]:
+    """Load and compress some sets: ``(set, file bytes or None, manifest row)`` for each, in order."""
+    loaded, results = [], {}
+    for corpus_set in chunk:
+        start = time.perf_counter()
+        try:
+            loaded.append((corpus_set, load_image_set(list(corpus_set.clips), params=job.params), start))
+        except SpecnirError as exc:
+            results[corpus_set.name] = (corpus_set, None, _row(corpus_set, job, error=str(exc), start=start))
+    if loaded:
+        try:
+            done = compress_sets(
+                [d for _, d, _ in loaded], job.settings, seed=job.seed, device=job.device, progress=False
+            )
+        except Exception as exc:  # noqa: BLE001 (recorded, the batch goes on; the exit status says so)
+            error = str(exc) if isinstance(exc, SpecnirError) else f"{type(exc).__name__}: {exc}"
+            done = [error] * len(loaded)
+        for (corpus_set, _, start), result in zip(loaded, done, strict=True):
+            if isinstance(result, str):
+                results[corpus_set.name] = (
+                    corpus_set,
+                    None,
+                    _row(corpus_set, job, error=result, start=start),
+                )
+            else:
+                row = _row(corpus_set, job, report=result.report, start=start)
+                results[corpus_set.name] = (corpus_set, result.blob, row)
+    return [results[s.name] for s in chunk]
+
+
+def _row(corpus_set: CorpusSet, job: BatchJob, *, start: float, report=None, error=None) -> dict:
+    row = {"set": corpus_set.name, "file": corpus_set.file, "clips": [str(c) for c in corpus_set.clips]}
+    if error is not None:
+        return {
+            **row,
+            "status": "failed",
+            "error": error,
+            "seconds": round(time.perf_counter() - start, 2),
+            "settings": job.record(),
+        }
+    return {
+        **row,
+        "status": "ok",
+        "bytes": report["bytes"],
+        "weight_bytes": round(report["weight_bits"] / 8),  # of the networks (what a shared decoder saves)
+        "pixels": report["pixels"],
+        "bpp": round(report["bpp"], 5),
+        "psnr": round(report["psnr"], 3),
+        "psnr_min": round(min(report["psnr_per_image"]), 3),
+        "max_error": report["max_error"],
+        "sets_per_fit": report["sets_per_fit"],
+        "seconds": round(report["fit_seconds"] + report["code_seconds"], 2),
+        "settings": job.record(),
+    }
+
+
+@dataclass
+class BatchReport:
+    """What a batch left in its folder, for the corpus it was given."""
+
+    outdir: Path
+    sets: int  # sets in the corpus
+    skipped: int  # already finished before this run
+    written: int  # finished by this run
+    failed: dict[str, str]  # set → its error, for the sets not finished
+    clips: int  # in the finished sets
+    bytes: int  # of the finished sets' files
+    pixels: int
+    seconds: float  # this run's wall time
+
+    @property
+    def bpp(self) -> float:
+        return self.bytes * 8 / max(self.pixels, 1)
+
+
+def run_batch(
+    inputs: list[str | os.PathLike],
+    outdir: str | os.PathLike,
+    *,
+    job: BatchJob,
+    group_by: str = "folder",
+    set_size: int = 5,
+    sets_per_fit: int = 1,
+    workers: int | None = None,
+    ray_address: str | None = None,
+    progress: bool = True,
+) -> BatchReport:
+    """Compress every unfinished set of the corpus under ``inputs`` into ``outdir`` (see the module)."""
+    start = time.perf_counter()
+    job.settings.coding()
+    check_device(job.device)
+    if sets_per_fit < 1 or (workers is not None and workers < 1):
+        raise SpecnirError("sets per fit and workers must be at least 1")
+    sets = find_sets(inputs, group_by=group_by, set_size=set_size)
+    outdir = check_writable(outdir, directory=True)
+    outdir.mkdir(parents=True, exist_ok=True)
+    manifest = outdir / MANIFEST
+    with _locked(outdir):
+        for stale in outdir.rglob(".*.snir"):  # temporary files of a batch that was killed
+            stale.unlink()
+        rows = read_manifest(manifest)
+        if manifest.exists():
+            rewrite_manifest(manifest, rows)  # drops a line a crash cut short
+        _refuse_other_settings(outdir, rows, job)
+        todo = [s for s in sets if not _finished(s, rows.get(s.name), outdir)]
+        # similar lengths in one fit: less padding
+        todo.sort(key=lambda s: max((c.stat().st_size for c in s.clips if c.exists()), default=0))
+        chunks = [todo[k : k + sets_per_fit] for k in range(0, len(todo), sets_per_fit)]
+        if workers or ray_address:
+            results = _ray_results(chunks, job, workers=workers, address=ray_address)
+        else:
+            results = (result for chunk in chunks for result in compress_chunk(chunk, job))
+        bar = tqdm(total=len(todo), unit="set", disable=None if progress else True, dynamic_ncols=True)
+        done = failures = 0
+        try:
+            for corpus_set, blob, row in results:
+                if blob is not None:
+                    write(outdir / corpus_set.file, blob)
+                append_row(manifest, row)
+                rows[corpus_set.name] = row
+                done, failures = done + 1, failures + (row["status"] != "ok")
+                bar.update(1)
+                bar.set_postfix(failed=failures, refresh=False)
+                if progress and bar.disable:  # no terminal (a log): one line per set instead of a bar
+                    tqdm.write(_progress_line(done, len(todo), time.perf_counter() - start, row))
+        finally:
+            bar.close()
+            ordered = {s.name: rows[s.name] for s in sets if s.name in rows}
+            rewrite_manifest(manifest, ordered | rows)  # the corpus's order, then sets of other corpora
+    finished = [rows[s.name] for s in sets if _finished(s, rows.get(s.name), outdir)]
+    return BatchReport(
+        outdir=outdir,
+        sets=len(sets),
+        skipped=len(sets) - len(todo),
+        written=len(finished) - (len(sets) - len(todo)),
+        failed={
+            s.name: rows.get(s.name, {}).get("error", "not finished")
+            for s in sets
+            if not _finished(s, rows.get(s.name), outdir)
+        },
+        clips=sum(len(r["clips"]) for r in finished),
+        bytes=sum(r["bytes"] for r in finished),
+        pixels=sum(r["pixels"] for r in finished),
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _progress_line(done: int, total: int, seconds: float, row: dict) -> str:
+    left = seconds / done * (total - done)
+    result = f"{row['bpp']:.3f} bpp, {row['psnr']:.2f} dB" if row["status"] == "ok" else row["error"]
+    return f"[{done}/{total}, {seconds / 60:.1f} min, about {left / 60:.1f} min left] {row['set']}: {result}"
+
+
+def _finished(corpus_set: CorpusSet, row: dict | None, outdir: Path) -> bool:
+    """Whether the manifest's line for a set says it is done, for these clips, with its file in place."""
+    if row is None or row.get("status") != "ok":
+        return False
+    if [Path(c).name for c in row.get("clips", [])] != [c.name for c in corpus_set.clips]:
+        return False  # (by name: the set's name holds its folder, and the corpus may be given another way)
+    path = outdir / corpus_set.file
+    return path.is_file() and path.stat().st_size == row.get("bytes")
+
+
+def _refuse_other_settings(outdir: Path, rows: dict[str, dict], job: BatchJob) -> None:
+    wanted = job.record()
+    for name, row in rows.items():
+        if row.get("status") == "ok" and row.get("settings") != wanted:
+            theirs = row.get("settings") or {}
+            differ = sorted(k for k in wanted if theirs.get(k) != wanted[k])
+            raise SpecnirError(
+                f"{outdir}: set {name} was compressed with other settings ({', '.join(differ)});"
+                " choose another output folder"
+            )
+
+
+@contextlib.contextmanager
+def _locked(outdir: Path) -> Iterator[None]:
+    """One batch at a time in a folder (the lock goes with the process, however it ends)."""
+    with open(outdir / LOCK, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise SpecnirError(f"{outdir}: another specnir batch is writing there") from None
+        yield
+
+
+def _ray_results(chunks: list[list[CorpusSet]], job: BatchJob, *, workers: int | None, address: str | None):
+    """Each chunk as a Ray task; the results as they finish (a chunk whose worker died: failed rows)."""
+    try:
+        import ray
+    except ImportError:
+        raise SpecnirError(
+            "--workers and --ray-address need Ray: pip install 'specnir[distributed]'"
+        ) from None
+    if address:
+        ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+    else:
+        ray.init(
+            num_cpus=workers,
+            num_gpus=None if job.device == "cuda" else 0,
+            include_dashboard=False,
+            logging_level="ERROR",
+            log_to_driver=False,
+        )
+    try:
+        task = ray.remote(num_cpus=1, num_gpus=1 if job.device == "cuda" else 0, max_retries=2)(
+            compress_chunk
+        )
+        pending = {task.remote(chunk, job): chunk for chunk in chunks}
+        while pending:
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            chunk = pending.pop(ref)
+            try:
+                yield from ray.get(ref)
+            except ray.exceptions.RayError as exc:
+                error = f"lost its worker ({type(exc).__name__})"
+                yield from ((s, None, _row(s, job, error=error, start=time.perf_counter())) for s in chunk)
+    finally:
+        ray.shutdown()

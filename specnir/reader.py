@@ -1,0 +1,128 @@
+"""Reading compressed sets back: one clip as an array, a whole batch folder, or many files to PNG and WAV.
+
+A training pipeline can read compressed features directly::
+
+    from specnir.reader import read_clip, read_corpus
+    db, params = read_clip("out/asterisk-en/digits/003.snir", "eight")  # (n_bins, frames) dB, SpecParams
+    for set_name, clip, db, params in read_corpus("out"):  # every clip of every finished set
+        ...
+
+A set decodes as a whole (its images share one model); the last few decoded files are kept in memory, so
+reading a set's clips one after another decodes it once.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import os
+from collections.abc import Iterator
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from specnir.codec.pipeline import Decoded, decode
+from specnir.corpus import MANIFEST, read_manifest
+from specnir.errors import SpecnirError
+from specnir.spectrogram import DEFAULT_N_ITER, DEFAULT_PHASE, SpecParams
+
+CACHED_SETS = 8
+
+
+def decode_file(path: str | os.PathLike) -> Decoded:
+    """A ``.snir`` file decoded (cached by path, size and modification time)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecnirError(f"{path}: no such file")
+    stat = path.stat()
+    return _decode_cached(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=CACHED_SETS)
+def _decode_cached(path: str, size: int, mtime: int) -> Decoded:
+    return decode(Path(path).read_bytes(), source=path)
+
+
+def read_clip(path: str | os.PathLike, clip: str) -> tuple[np.ndarray, SpecParams]:
+    """One clip of a ``.snir`` file: its dB spectrogram ``(n_bins, frames)`` float32 (row 0 = lowest
+    frequency, as librosa lays it out) and the parameters it was analysed with."""
+    decoded = decode_file(path)
+    if clip not in decoded.names:
+        raise SpecnirError(f"{path}: no clip {clip!r} (it holds {', '.join(decoded.names)})")
+    spec = decoded.specs[decoded.names.index(clip)]
+    return spec.db.copy(), spec.params
+
+
+def read_corpus(outdir: str | os.PathLike) -> Iterator[tuple[str, str, np.ndarray, SpecParams]]:
+    """``(set, clip, dB spectrogram, SpecParams)`` for every clip of every finished set of a batch folder,
+    in the manifest's order."""
+    outdir = Path(outdir)
+    if not (outdir / MANIFEST).is_file():
+        raise SpecnirError(f"{outdir}: no {MANIFEST}: not a specnir batch folder")
+    for name, row in read_manifest(outdir / MANIFEST).items():
+        if row.get("status") != "ok":
+            continue
+        decoded = decode_file(outdir / row["file"])
+        for clip, spec in zip(decoded.names, decoded.specs, strict=True):
+            yield name, clip, spec.db.copy(), spec.params
+
+
+def snir_files(inputs: list[str | os.PathLike]) -> list[tuple[Path, Path]]:
+    """``(file, where its clips go)`` for ``.snir`` files and folders of them (walked): one file alone goes
+    to ``.``, otherwise each file to its path without ``.snir`` (under its folder, for a folder)."""
+    found: list[tuple[Path, Path]] = []
+    for path in map(Path, inputs):
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*.snir") if not p.name.startswith("."))
+            if not files:
+                raise SpecnirError(f"{path}: folder holds no .snir files")
+            found += [(f, f.relative_to(path).with_suffix("")) for f in files]
+        elif path.is_file():
+            found.append((path, Path(path.stem)))
+        else:
+            raise SpecnirError(f"{path}: no such file or folder")
+    if len(found) == 1 and Path(inputs[0]).is_file():
+        return [(found[0][0], Path("."))]
+    return found
+
+
+def decompress_files(
+    inputs: list[str | os.PathLike],
+    outdir: str | os.PathLike,
+    *,
+    phase: str = DEFAULT_PHASE,
+    n_iter: int = DEFAULT_N_ITER,
+    audio: bool = True,
+    workers: int = 1,
+) -> Iterator[tuple[Path, list[Path] | str]]:
+    """Decode every file to ``<name>.png`` (and ``.wav``) under ``outdir`` (see :func:`snir_files`),
+    ``workers`` files at a time; yields ``(file, written paths)``, or ``(file, error)`` for a bad file."""
+    jobs = [(f, Path(outdir) / sub, phase, n_iter, audio) for f, sub in snir_files(inputs)]
+    if workers <= 1:
+        for job in jobs:
+            yield job[0], _decompress_one(*job)
+        return
+    context = multiprocessing.get_context("spawn")  # no forking a process whose torch holds threads
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread) as pool:
+        futures = {pool.submit(_decompress_one, *job): job[0] for job in jobs}
+        for future in concurrent.futures.as_completed(futures):
+            yield futures[future], future.result()
+
+
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _decompress_one(path: Path, outdir: Path, phase: str, n_iter: int, audio: bool) -> list[Path] | str:
+    from specnir.run import write_spectrograms
+
+    try:
+        decoded = decode(path.read_bytes(), source=str(path))
+    except SpecnirError as exc:
+        return str(exc)
+    return write_spectrograms(
+        outdir, decoded.names, decoded.specs, phase=phase, n_iter=n_iter, bit_depth=8, audio=audio
+    )

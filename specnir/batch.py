@@ -150,8 +150,9 @@ def run_batch(
             rewrite_manifest(manifest, rows)  # drops a line a crash cut short
         _refuse_other_settings(outdir, rows, job)
         todo = [s for s in sets if not _finished(s, rows.get(s.name), outdir)]
-        # similar lengths in one fit: less padding
-        todo.sort(key=lambda s: max((c.stat().st_size for c in s.clips if c.exists()), default=0))
+        # similar lengths in one fit (less padding); a set's work counted in the bytes of its clips
+        todo.sort(key=lambda s: max(_sizes(s), default=0))
+        work = {s.name: max(sum(_sizes(s)), 1) for s in todo}
         chunks = [todo[k : k + sets_per_fit] for k in range(0, len(todo), sets_per_fit)]
         if workers or ray_address:
             results = _ray_results(chunks, job, workers=workers, address=ray_address)
@@ -159,17 +160,20 @@ def run_batch(
             results = (result for chunk in chunks for result in compress_chunk(chunk, job))
         bar = tqdm(total=len(todo), unit="set", disable=None if progress else True, dynamic_ncols=True)
         done = failures = 0
+        clock, left = time.perf_counter(), sum(work.values())
         try:
             for corpus_set, blob, row in results:
                 if blob is not None:
                     write(outdir / corpus_set.file, blob)
                 append_row(manifest, row)
                 rows[corpus_set.name] = row
-                done, failures = done + 1, failures + (row["status"] != "ok")
+                done, failures, left = done + 1, failures + (row["status"] != "ok"), left - work[row["set"]]
+                seconds = time.perf_counter() - clock
+                eta = seconds / (sum(work.values()) - left) * left / 60  # by work: sets grow as they go
                 bar.update(1)
-                bar.set_postfix(failed=failures, refresh=False)
+                bar.set_postfix(failed=failures, left=f"{eta:.0f} min", refresh=False)
                 if progress and bar.disable:  # no terminal (a log): one line per set instead of a bar
-                    tqdm.write(_progress_line(done, len(todo), time.perf_counter() - start, row))
+                    tqdm.write(_log_line(f"{done}/{len(todo)}", seconds, eta, row))
         finally:
             bar.close()
             ordered = {s.name: rows[s.name] for s in sets if s.name in rows}
@@ -192,10 +196,13 @@ def run_batch(
     )
 
 
-def _progress_line(done: int, total: int, seconds: float, row: dict) -> str:
-    left = seconds / done * (total - done)
+def _log_line(count: str, seconds: float, eta: float, row: dict) -> str:
     result = f"{row['bpp']:.3f} bpp, {row['psnr']:.2f} dB" if row["status"] == "ok" else row["error"]
-    return f"[{done}/{total}, {seconds / 60:.1f} min, about {left / 60:.1f} min left] {row['set']}: {result}"
+    return f"[{count}, {seconds / 60:.1f} min, about {eta:.1f} min left] {row['set']}: {result}"
+
+
+def _sizes(corpus_set: CorpusSet) -> list[int]:
+    return [c.stat().st_size for c in corpus_set.clips if c.exists()]
 
 
 def _finished(corpus_set: CorpusSet, row: dict | None, outdir: Path) -> bool:

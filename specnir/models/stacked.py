@@ -7,9 +7,10 @@ the optimiser step run once for all sets; the synthesis runs per set, at the set
 the same layers as a fit of the set alone (:func:`~specnir.models.latent.synthesis_input`). Sets are
 padded to the widest set and the most images (masked out: padding costs nothing), so every set
 minimises exactly its own ``MSE + λ · bits per pixel``; only the arithmetic's order and the training
-noise (one draw for all sets) differ from a fit of the set alone. With ``shared``, the sets share one
-synthesis and one entropy model, fitted to the sum of their losses (a decoder for a whole corpus). :meth:`unstack` puts each
-set's weights and latents back into its own model, which ``compress`` then quantises and codes as usual.
+noise (one draw for all sets) differ from a fit of the set alone. :meth:`unstack` puts each set's weights
+and latents back into its own model, which ``compress`` then quantises and codes as usual. With
+``shared``, the sets share one synthesis and one entropy model, fitted to the sum of their losses (a
+decoder for a whole corpus; measured by ``benchmarks/shared_decoder.py``).
 
 Shapes below: ``B`` sets, ``n`` images per set (padded), ``H × W`` pixels (padded), ``G`` grids.
 """

@@ -150,8 +150,9 @@ def run_batch(
             rewrite_manifest(manifest, rows)  # drops a line a crash cut short
         _refuse_other_settings(outdir, rows, job)
         todo = [s for s in sets if not _finished(s, rows.get(s.name), outdir)]
-        # similar lengths in one fit (less padding); a set's work counted in the bytes of its clips
-        todo.sort(key=lambda s: max(_sizes(s), default=0))
+        # similar lengths in one fit (less padding), the longest first (parallel workers then finish
+        # together, not with the longest sets alone at the end); a set's work: the bytes of its clips
+        todo.sort(key=lambda s: max(_sizes(s), default=0), reverse=True)
         work = {s.name: max(sum(_sizes(s)), 1) for s in todo}
         chunks = [todo[k : k + sets_per_fit] for k in range(0, len(todo), sets_per_fit)]
         if workers or ray_address:

@@ -26,15 +26,11 @@ import time
 import zlib
 from pathlib import Path
 
-import constriction
 import numpy as np
 import soundfile as sf
 
 from specnir.bench.rd import LOSSY_ANCHORS, run_classical
 from specnir.codec import eight_bit
-from specnir.codec.container import unpack
-from specnir.codec.header import read_header
-from specnir.codec.weights import decode_weights, encode_weights, to_integers
 from specnir.corpus import MANIFEST, read_manifest
 from specnir.data import load_image_set
 from specnir.errors import atomic_path
@@ -50,17 +46,6 @@ def bytes_at(rows: list[dict], psnr: float) -> float | None:
             return math.exp(math.log(b0) + (math.log(b1) - math.log(b0)) * (psnr - p0) / (p1 - p0))
     above = [b for p, b in points if p >= psnr]
     return min(above) if above else None
-
-
-def weight_bytes(blob: bytes) -> float:
-    """The bytes a ``.snir`` file spends on its networks' weights (coded again from the decoded integers)."""
-    header, words = unpack(blob)
-    _, _, _, entries = read_header(header)
-    state = decode_weights(constriction.stream.queue.RangeDecoder(words), entries)
-    ints = [to_integers(state[e["name"]], e["exponent"]).reshape(-1).numpy() for e in entries]
-    encoder = constriction.stream.queue.RangeEncoder()
-    encode_weights(encoder, entries, ints)
-    return encoder.num_bits() / 8
 
 
 def flac_bytes(path: Path) -> tuple[int, int]:
@@ -125,7 +110,7 @@ def measure_set(row: dict, args: argparse.Namespace, *, classical: bool = True) 
         "seconds_of_audio": sum(sf.info(c).duration for c in row["clips"]),
         "pixels": row["pixels"],
         "specnir_bytes": row["bytes"],
-        "weight_bytes": weight_bytes((Path(args.outdir) / row["file"]).read_bytes()),
+        "weight_bytes": row["weight_bytes"],
         "psnr": row["psnr"],
         "flac_bytes": sum(a for a, _ in audio),
         "pcm_bytes": sum(b for _, b in audio),

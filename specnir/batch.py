@@ -179,16 +179,15 @@ def run_batch(
             bar.close()
             ordered = {s.name: rows[s.name] for s in sets if s.name in rows}
             rewrite_manifest(manifest, ordered | rows)  # the corpus's order, then sets of other corpora
-    finished = [rows[s.name] for s in sets if _finished(s, rows.get(s.name), outdir)]
+    done_sets = {s.name for s in sets if _finished(s, rows.get(s.name), outdir)}
+    finished = [rows[s.name] for s in sets if s.name in done_sets]
     return BatchReport(
         outdir=outdir,
         sets=len(sets),
         skipped=len(sets) - len(todo),
         written=len(finished) - (len(sets) - len(todo)),
         failed={
-            s.name: rows.get(s.name, {}).get("error", "not finished")
-            for s in sets
-            if not _finished(s, rows.get(s.name), outdir)
+            s.name: rows.get(s.name, {}).get("error", "not finished") for s in sets if s.name not in done_sets
         },
         clips=sum(len(r["clips"]) for r in finished),
         bytes=sum(r["bytes"] for r in finished),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -104,22 +105,8 @@ def cmd_img2audio(args: argparse.Namespace) -> int:
     return 0
 
 
-def coding_settings(args: argparse.Namespace):
-    """``compress`` and ``batch``'s coding flags as :class:`specnir.codec.pipeline.Settings`."""
-    from specnir.codec.pipeline import Settings
-
-    return Settings(
-        arch=args.arch,
-        mode=args.mode,
-        quality=args.quality,
-        max_error=args.max_error,
-        lam=args.lam,
-        steps=args.steps,
-    )
-
-
 def cmd_compress(args: argparse.Namespace) -> int:
-    from specnir.codec import compress, write
+    from specnir.codec import Settings, compress, write
 
     output = Path(args.output)
     if output.suffix != ".snir":
@@ -127,12 +114,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
     check_writable(output)
     result = compress(
         inputs_or_bundled(args.inputs),
-        arch=args.arch,
-        mode=args.mode,
-        quality=args.quality,
-        max_error=args.max_error,
-        lam=args.lam,
-        steps=args.steps,
+        **dataclasses.asdict(config_from_args(Settings, args)),
         seed=args.seed,
         device=args.device,
         params=spectrogram_params(args),
@@ -146,8 +128,10 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
 def cmd_batch(args: argparse.Namespace) -> int:
     from specnir.batch import BatchJob, run_batch
+    from specnir.codec import Settings
 
-    job = BatchJob(coding_settings(args), spectrogram_params(args), seed=args.seed, device=args.device)
+    settings = config_from_args(Settings, args)
+    job = BatchJob(settings, spectrogram_params(args), seed=args.seed, device=args.device)
     report = run_batch(
         args.inputs,
         args.output,

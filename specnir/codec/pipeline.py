@@ -147,7 +147,8 @@ def compress_sets(
     steps = settings.steps or coding.fit_steps(settings.quality)
     fit_config = FitConfig(steps=steps, seed=seed, device=device, eval_every=max(steps // 5, 1))
     start = time.perf_counter()
-    if len(sets) > 1 and can_stack(models):
+    stack = len(sets) > 1 and can_stack(models)
+    if stack:
         stacked = StackedLatents(models, [data.widths for data in sets])
         _fit_whole(stacked, joined(sets), fit_config, progress)
         stacked.unstack(models)
@@ -157,7 +158,7 @@ def compress_sets(
         for model, data in zip(models, sets, strict=True):
             _fit_whole(model, data, fit_config, progress)
             fit_seconds.append(time.perf_counter() - start - sum(fit_seconds))
-    extra = {"steps": steps, "sets_per_fit": len(sets) if len(sets) > 1 and can_stack(models) else 1}
+    extra = {"steps": steps, "sets_per_fit": len(sets) if stack else 1}
     return [
         _code(coding, arch, settings.quality, model, data, fit_config, {**extra, "fit_seconds": seconds})
         for model, data, seconds in zip(models, sets, fit_seconds, strict=True)

@@ -12,6 +12,8 @@ FLAC (level 8) and 16-bit PCM of the audio, the PSNR spread over sets, and sets 
 ``--every K`` runs them on about one set in K only (those whose name's CRC-32 is a multiple of K: the
 same sets whatever the order), and compares specnir on those sets.
 Per-set results are cached beside the output (``.sets.jsonl``), so a second run adds only new sets.
+A shared decoder's bytes (``OUTDIR/decoder.snird``) are spread evenly over the sets: each set's specnir
+bytes in the totals and comparisons are its file's plus that share.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import soundfile as sf
 
 from specnir.bench.rd import LOSSY_ANCHORS, run_classical
 from specnir.codec import eight_bit
+from specnir.codec.shared import DECODER_FILE
 from specnir.corpus import MANIFEST, read_manifest
 from specnir.data import load_image_set
 from specnir.errors import atomic_path
@@ -81,8 +84,13 @@ def main(argv: list[str] | None = None) -> int:
             + "".join(f" {c} {sets[-1][f'{c}_bytes'] or 0:.0f}" for c in LOSSY_ANCHORS),
             flush=True,
         )
+    decoder = Path(args.outdir) / DECODER_FILE
+    decoder_bytes = decoder.stat().st_size if any(r.get("decoder") for r in rows) else 0
+    for s in sets:  # a shared decoder's bytes, spread evenly over the sets that use it
+        s["decoder_share"] = decoder_bytes / len(rows)
     report = {
         "outdir": args.outdir,
+        "decoder_bytes": decoder_bytes,
         "exclude": args.exclude,
         "seconds": round(time.perf_counter() - start),
         "speech": summary([s for s in sets if not s["excluded"]]),
@@ -132,7 +140,7 @@ def summary(sets: list[dict]) -> dict:
         "clips": sum(s["clips"] for s in sets),
         "seconds_of_audio": round(sum(s["seconds_of_audio"] for s in sets), 1),
         "pixels": sum(s["pixels"] for s in sets),
-        "specnir_bytes": sum(s["specnir_bytes"] for s in sets),
+        "specnir_bytes": round(sum(s["specnir_bytes"] + s["decoder_share"] for s in sets)),
         "weight_bytes": round(sum(s["weight_bytes"] for s in sets)),
         "flac_bytes": sum(s["flac_bytes"] for s in sets),
         "pcm_bytes": sum(s["pcm_bytes"] for s in sets),
@@ -145,7 +153,7 @@ def summary(sets: list[dict]) -> dict:
     out["sets_with_image_codecs"] = len(measured)
     for codec in LOSSY_ANCHORS:
         reached = [s for s in measured if s[f"{codec}_bytes"] is not None]
-        mine = sum(s["specnir_bytes"] for s in reached)
+        mine = round(sum(s["specnir_bytes"] + s["decoder_share"] for s in reached))
         theirs = sum(s[f"{codec}_bytes"] for s in reached) or 1
         out[codec] = {
             "sets_reached": len(reached),

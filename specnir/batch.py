@@ -7,6 +7,10 @@ Chunks run one after another in this process, or as Ray tasks (``workers`` local
 at ``ray_address``); either way the tasks only return bytes and manifest rows, and this process writes
 every file (atomically) and then its manifest line, so a ``kill -9`` at any moment loses only the sets in
 flight. A set that fails is recorded with its one-line error and the others go on.
+
+In the latent mode the sets share one decoder by default (:mod:`specnir.codec.shared`): before any set,
+this process fits it on ``decoder_sets`` sets spread over the corpus and writes ``OUTDIR/decoder.snird``;
+every set's file then holds only its latents. A re-run uses the decoder already there.
 """
 
 from __future__ import annotations
@@ -23,12 +27,14 @@ from tqdm import tqdm
 
 from specnir.codec.container import write
 from specnir.codec.pipeline import Settings, check_device, compress_sets
+from specnir.codec.shared import DECODER_FILE, SharedDecoder, fit_decoder, load_decoder
 from specnir.corpus import MANIFEST, CorpusSet, append_row, find_sets, read_manifest, rewrite_manifest
 from specnir.data import load_image_set
 from specnir.errors import SpecnirError, check_writable
 from specnir.spectrogram import SpecParams
 
 LOCK = ".specnir-batch.lock"
+DECODER_SETS = 4  # the latent mode's default: a shared decoder fitted on 4 sets of the corpus
 
 
 @dataclass(frozen=True)
@@ -39,14 +45,37 @@ class BatchJob:
     params: SpecParams
     seed: int = 0
     device: str = "cpu"
+    decoder_sets: int | None = None  # sets a shared decoder is fitted on; None: the mode's default, 0: none
+
+    def shared_sets(self) -> int:
+        """How many sets the shared decoder is fitted on (0: every file holds its own networks)."""
+        coding, _, _ = self.settings.coding()
+        if self.decoder_sets is None:
+            return DECODER_SETS if coding.name == "latent" else 0
+        if self.decoder_sets < 0:
+            raise SpecnirError(f"decoder sets must be 0 or more, not {self.decoder_sets}")
+        if self.decoder_sets and coding.name != "latent":
+            raise SpecnirError(
+                f"a shared decoder holds the latent mode's networks; mode {coding.name} has none"
+            )
+        return self.decoder_sets
 
     def record(self) -> dict:
         """The settings a manifest line records; a re-run with others is refused."""
-        return {**asdict(self.settings), "seed": self.seed, "params": self.params.to_dict()}
+        return {
+            **asdict(self.settings),
+            "seed": self.seed,
+            "params": self.params.to_dict(),
+            "decoder_sets": self.shared_sets(),
+        }
 
 
-def compress_chunk(chunk: list[CorpusSet], job: BatchJob) -> list[tuple[CorpusSet, bytes | None, dict]]:
-    """Load and compress some sets: ``(set, file bytes or None, manifest row)`` for each, in order."""
+def compress_chunk(
+    chunk: list[CorpusSet], job: BatchJob, decoder: bytes | None = None
+) -> list[tuple[CorpusSet, bytes | None, dict]]:
+    """Load and compress some sets (with the shared ``decoder``'s bytes, if any): ``(set, file bytes or
+    None, manifest row)`` for each, in order."""
+    shared = None if decoder is None else SharedDecoder.from_bytes(decoder)
     loaded, results = [], {}
     for corpus_set in chunk:
         start = time.perf_counter()
@@ -57,7 +86,12 @@ def compress_chunk(chunk: list[CorpusSet], job: BatchJob) -> list[tuple[CorpusSe
     if loaded:
         try:
             done = compress_sets(
-                [d for _, d, _ in loaded], job.settings, seed=job.seed, device=job.device, progress=False
+                [d for _, d, _ in loaded],
+                job.settings,
+                seed=job.seed,
+                device=job.device,
+                progress=False,
+                decoder=shared,
             )
         except Exception as exc:  # noqa: BLE001 (recorded, the batch goes on; the exit status says so)
             error = str(exc) if isinstance(exc, SpecnirError) else f"{type(exc).__name__}: {exc}"
@@ -89,7 +123,8 @@ def _row(corpus_set: CorpusSet, job: BatchJob, *, start: float, report=None, err
         **row,
         "status": "ok",
         "bytes": report["bytes"],
-        "weight_bytes": round(report["weight_bits"] / 8),  # of the networks (what a shared decoder saves)
+        "weight_bytes": round(report["weight_bits"] / 8),  # of the networks (0: in the shared decoder)
+        "decoder": report["decoder"],
         "pixels": report["pixels"],
         "bpp": round(report["bpp"], 5),
         "psnr": round(report["psnr"], 3),
@@ -112,12 +147,14 @@ class BatchReport:
     failed: dict[str, str]  # set → its error, for the sets not finished
     clips: int  # in the finished sets
     bytes: int  # of the finished sets' files
+    decoder_bytes: int  # of the shared decoder (0: none)
     pixels: int
     seconds: float  # this run's wall time
 
     @property
     def bpp(self) -> float:
-        return self.bytes * 8 / max(self.pixels, 1)
+        """Bits per pixel of everything the corpus needs: the sets' files and the shared decoder."""
+        return (self.bytes + self.decoder_bytes) * 8 / max(self.pixels, 1)
 
 
 def run_batch(
@@ -143,22 +180,27 @@ def run_batch(
     outdir.mkdir(parents=True, exist_ok=True)
     manifest = outdir / MANIFEST
     with _locked(outdir):
-        for stale in outdir.rglob(".*.snir"):  # temporary files of a batch that was killed
+        for stale in [*outdir.rglob(".*.snir"), *outdir.glob(f".{DECODER_FILE}.*")]:  # a killed batch's
             stale.unlink()
         rows = read_manifest(manifest)
         if manifest.exists():
             rewrite_manifest(manifest, rows)  # drops a line a crash cut short
         _refuse_other_settings(outdir, rows, job)
-        todo = [s for s in sets if not _finished(s, rows.get(s.name), outdir)]
+        decoder = _existing_decoder(outdir, rows)
+        todo = [s for s in sets if not _finished(s, rows.get(s.name), outdir, decoder)]
+        sharing = job.shared_sets() > 0 and len(sets) > 1
+        if todo and sharing:
+            decoder = _shared_decoder(outdir, sets, rows, job, decoder, progress)
         # similar lengths in one fit (less padding), the longest first (parallel workers then finish
         # together, not with the longest sets alone at the end); a set's work: the bytes of its clips
         todo.sort(key=lambda s: max(_sizes(s), default=0), reverse=True)
         work = {s.name: max(sum(_sizes(s)), 1) for s in todo}
         chunks = [todo[k : k + sets_per_fit] for k in range(0, len(todo), sets_per_fit)]
+        shared = decoder.blob if sharing and decoder else None
         if workers or ray_address:
-            results = _ray_results(chunks, job, workers=workers, address=ray_address)
+            results = _ray_results(chunks, job, shared, workers=workers, address=ray_address)
         else:
-            results = (result for chunk in chunks for result in compress_chunk(chunk, job))
+            results = (result for chunk in chunks for result in compress_chunk(chunk, job, shared))
         bar = tqdm(total=len(todo), unit="set", disable=None if progress else True, dynamic_ncols=True)
         done = failures = 0
         clock, left = time.perf_counter(), sum(work.values())
@@ -179,7 +221,7 @@ def run_batch(
             bar.close()
             ordered = {s.name: rows[s.name] for s in sets if s.name in rows}
             rewrite_manifest(manifest, ordered | rows)  # the corpus's order, then sets of other corpora
-    done_sets = {s.name for s in sets if _finished(s, rows.get(s.name), outdir)}
+    done_sets = {s.name for s in sets if _finished(s, rows.get(s.name), outdir, decoder)}
     finished = [rows[s.name] for s in sets if s.name in done_sets]
     return BatchReport(
         outdir=outdir,
@@ -191,6 +233,7 @@ def run_batch(
         },
         clips=sum(len(r["clips"]) for r in finished),
         bytes=sum(r["bytes"] for r in finished),
+        decoder_bytes=len(decoder.blob) if decoder and any(r.get("decoder") for r in finished) else 0,
         pixels=sum(r["pixels"] for r in finished),
         seconds=time.perf_counter() - start,
     )
@@ -205,9 +248,12 @@ def _sizes(corpus_set: CorpusSet) -> list[int]:
     return [c.stat().st_size for c in corpus_set.clips if c.exists()]
 
 
-def _finished(corpus_set: CorpusSet, row: dict | None, outdir: Path) -> bool:
-    """Whether the manifest's line for a set says it is done, for these clips, with its file in place."""
+def _finished(corpus_set: CorpusSet, row: dict | None, outdir: Path, decoder: SharedDecoder | None) -> bool:
+    """Whether the manifest's line for a set says it is done, for these clips, with its file in place
+    (and the shared decoder it was coded with)."""
     if row is None or row.get("status") != "ok":
+        return False
+    if row.get("decoder") and (decoder is None or row["decoder"] != decoder.id):
         return False
     if [Path(c).name for c in row.get("clips", [])] != [c.name for c in corpus_set.clips]:
         return False  # (by name: the set's name holds its folder, and the corpus may be given another way)
@@ -227,6 +273,76 @@ def _refuse_other_settings(outdir: Path, rows: dict[str, dict], job: BatchJob) -
             )
 
 
+def _existing_decoder(outdir: Path, rows: dict[str, dict]) -> SharedDecoder | None:
+    """The folder's shared decoder, if it has one; refused if the finished sets name another."""
+    path = outdir / DECODER_FILE
+    decoder = load_decoder(path) if path.exists() else None
+    named = {row["decoder"] for row in rows.values() if row.get("status") == "ok" and row.get("decoder")}
+    if named - {decoder and decoder.id}:
+        problem = "is not the decoder" if decoder else "is missing: it holds the networks"
+        raise SpecnirError(
+            f"{path} {problem} of the finished sets ({', '.join(sorted(named))});"
+            " choose another output folder"
+        )
+    return decoder
+
+
+def _shared_decoder(
+    outdir: Path,
+    sets: list[CorpusSet],
+    rows: dict[str, dict],
+    job: BatchJob,
+    existing: SharedDecoder | None,
+    progress: bool,
+) -> SharedDecoder | None:
+    """The folder's decoder if finished sets use it (their settings are this job's) or it was fitted for
+    these settings; otherwise a new one, fitted on ``job.shared_sets()`` sets spread over the corpus and
+    written to ``OUTDIR/decoder.snird`` (atomically: a batch killed meanwhile fits it again)."""
+    if existing and any(row.get("decoder") == existing.id for row in rows.values()):
+        return existing
+    sample, data = _sample(sets, min(job.shared_sets(), len(sets)), job.params)
+    if not data:
+        return None  # no set loads: each fails on its own, with its error
+    if existing and _fitted_for(existing, job, data[0]):
+        return existing
+    count = len(sample)
+    if progress:
+        tqdm.write(f"fitting the shared decoder on {count} sets: {', '.join(s.name for s in sample)}")
+    start = time.perf_counter()
+    decoder = fit_decoder(
+        data, job.settings, served=len(sets), seed=job.seed, device=job.device, progress=progress
+    )
+    write(outdir / DECODER_FILE, decoder.blob)
+    if progress:
+        seconds = time.perf_counter() - start
+        tqdm.write(f"{outdir / DECODER_FILE}: {len(decoder.blob):,} bytes, id {decoder.id}, {seconds:.0f} s")
+    return decoder
+
+
+def _sample(sets: list[CorpusSet], count: int, params: SpecParams) -> tuple[list[CorpusSet], list]:
+    """``count`` sets spread evenly over the corpus, loaded; a set that does not load is replaced by the
+    next one that does."""
+    spread = [len(sets) * k // count for k in range(count)]
+    order = spread + [k for k in range(len(sets)) if k not in spread]
+    sample, data = [], []
+    for k in order:
+        try:
+            data.append(load_image_set(list(sets[k].clips), params=params))
+        except SpecnirError:
+            continue
+        sample.append(sets[k])
+        if len(sample) == count:
+            break
+    return sample, data
+
+
+def _fitted_for(decoder: SharedDecoder, job: BatchJob, data) -> bool:
+    """Whether a decoder no finished set uses has this job's quality and model config (λ included)."""
+    coding, arch, options = job.settings.coding()
+    config = asdict(coding.build(arch, job.settings.quality, data, options).config)
+    return decoder.header["quality"] == job.settings.quality and decoder.header["model_config"] == config
+
+
 @contextlib.contextmanager
 def _locked(outdir: Path) -> Iterator[None]:
     """One batch at a time in a folder (the lock goes with the process, however it ends)."""
@@ -238,7 +354,14 @@ def _locked(outdir: Path) -> Iterator[None]:
         yield
 
 
-def _ray_results(chunks: list[list[CorpusSet]], job: BatchJob, *, workers: int | None, address: str | None):
+def _ray_results(
+    chunks: list[list[CorpusSet]],
+    job: BatchJob,
+    decoder: bytes | None,
+    *,
+    workers: int | None,
+    address: str | None,
+):
     """Each chunk as a Ray task; the results as they finish (a chunk whose worker died: failed rows)."""
     try:
         import ray
@@ -260,7 +383,7 @@ def _ray_results(chunks: list[list[CorpusSet]], job: BatchJob, *, workers: int |
         task = ray.remote(num_cpus=1, num_gpus=1 if job.device == "cuda" else 0, max_retries=2)(
             compress_chunk
         )
-        pending = {task.remote(chunk, job): chunk for chunk in chunks}
+        pending = {task.remote(chunk, job, decoder): chunk for chunk in chunks}
         while pending:
             (ref,), _ = ray.wait(list(pending), num_returns=1)
             chunk = pending.pop(ref)

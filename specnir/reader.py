@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from specnir.codec.pipeline import Decoded, decode
+from specnir.codec.shared import SharedDecoder, decoder_for, load_decoder
 from specnir.corpus import MANIFEST, read_manifest
 from specnir.errors import SpecnirError
 from specnir.spectrogram import DEFAULT_N_ITER, DEFAULT_PHASE, SpecParams
@@ -30,24 +31,34 @@ from specnir.spectrogram import DEFAULT_N_ITER, DEFAULT_PHASE, SpecParams
 CACHED_SETS = 8
 
 
-def decode_file(path: str | os.PathLike) -> Decoded:
-    """A ``.snir`` file decoded (cached by path, size and modification time)."""
+def decode_file(path: str | os.PathLike, *, decoder: SharedDecoder | None = None) -> Decoded:
+    """A ``.snir`` file decoded (cached by path, size and modification time); a file whose networks are
+    in a shared decoder is decoded with ``decoder``, or the one beside it or above it
+    (:func:`~specnir.codec.shared.find_decoder`)."""
     path = Path(path)
     if not path.is_file():
         raise SpecnirError(f"{path}: no such file")
     stat = path.stat()
-    return _decode_cached(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    return _decode_cached(str(path.resolve()), stat.st_size, stat.st_mtime_ns, decoder)
 
 
 @lru_cache(maxsize=CACHED_SETS)
-def _decode_cached(path: str, size: int, mtime: int) -> Decoded:
-    return decode(Path(path).read_bytes(), source=path)
+def _decode_cached(path: str, size: int, mtime: int, decoder: SharedDecoder | None) -> Decoded:
+    return _decode(Path(path), decoder)
 
 
-def read_clip(path: str | os.PathLike, clip: str) -> tuple[np.ndarray, SpecParams]:
+def _decode(path: Path, decoder: SharedDecoder | None) -> Decoded:
+    blob = path.read_bytes()
+    return decode(blob, source=str(path), decoder=decoder_for(path, blob, decoder))
+
+
+def read_clip(
+    path: str | os.PathLike, clip: str, *, decoder: SharedDecoder | None = None
+) -> tuple[np.ndarray, SpecParams]:
     """One clip of a ``.snir`` file: its dB spectrogram ``(n_bins, frames)`` float32 (row 0 = lowest
-    frequency, as librosa lays it out) and the parameters it was analysed with."""
-    decoded = decode_file(path)
+    frequency, as librosa lays it out) and the parameters it was analysed with (``decoder``: as
+    :func:`decode_file`)."""
+    decoded = decode_file(path, decoder=decoder)
     if clip not in decoded.names:
         raise SpecnirError(f"{path}: no clip {clip!r} (it holds {', '.join(decoded.names)})")
     spec = decoded.specs[decoded.names.index(clip)]
@@ -95,10 +106,14 @@ def decompress_files(
     n_iter: int = DEFAULT_N_ITER,
     audio: bool = True,
     workers: int = 1,
+    decoder: str | os.PathLike | None = None,
 ) -> Iterator[tuple[Path, list[Path] | str]]:
     """Decode every file to ``<name>.png`` (and ``.wav``) under ``outdir`` (see :func:`snir_files`),
-    ``workers`` files at a time; yields ``(file, written paths)``, or ``(file, error)`` for a bad file."""
-    jobs = [(f, Path(outdir) / sub, phase, n_iter, audio) for f, sub in snir_files(inputs)]
+    ``workers`` files at a time; yields ``(file, written paths)``, or ``(file, error)`` for a bad file.
+    Files that refer to a shared decoder use the one at ``decoder``, or the one beside or above them."""
+    if decoder is not None:
+        load_decoder(decoder)  # a bad decoder is the command's mistake, not each file's
+    jobs = [(f, Path(outdir) / sub, phase, n_iter, audio, decoder) for f, sub in snir_files(inputs)]
     if workers <= 1:
         for job in jobs:
             yield job[0], _decompress_one(*job)
@@ -116,11 +131,13 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
-def _decompress_one(path: Path, outdir: Path, phase: str, n_iter: int, audio: bool) -> list[Path] | str:
+def _decompress_one(
+    path: Path, outdir: Path, phase: str, n_iter: int, audio: bool, decoder: str | None
+) -> list[Path] | str:
     from specnir.run import write_spectrograms
 
     try:
-        decoded = decode(path.read_bytes(), source=str(path))
+        decoded = _decode(path, load_decoder(decoder) if decoder else None)
     except SpecnirError as exc:
         return str(exc)
     return write_spectrograms(

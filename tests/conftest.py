@@ -68,3 +68,23 @@ def tiny_wavs(tmp_path_factory) -> list[Path]:
         sf.write(path, make_chirp((columns - 1) * 64 / 8000, 8000, f0, f1), 8000, subtype="PCM_16")
         paths.append(path)
     return paths
+
+
+SPEECH = [*CLIPS, ROOT / "tests" / "fixtures" / "speech" / "Front_Center.wav"]
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory) -> Path:
+    """18 real speech clips (0.4 s pieces of the bundled clips) in three folders: a/ (6), b/ (6), b/c/ (6)."""
+    root = tmp_path_factory.mktemp("corpus") / "speech"
+    pieces = []
+    for clip in SPEECH:
+        wave, rate = sf.read(clip, dtype="float32")
+        pieces += [
+            (f"{clip.stem}_{k}", wave[k * rate // 2 : k * rate // 2 + 2 * rate // 5], rate) for k in range(3)
+        ]
+    for k, (name, wave, rate) in enumerate(pieces):
+        folder = root / ("a", "b", "b/c")[k // 6]
+        folder.mkdir(parents=True, exist_ok=True)
+        sf.write(folder / f"{name}.wav", wave, rate, subtype="PCM_16")
+    return root

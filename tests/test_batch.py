@@ -13,52 +13,35 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
-from conftest import CLIPS, ROOT, TINY_SPEC_ARGS
+from conftest import TINY_SPEC_ARGS
 
 from specnir.cli import main
 from specnir.codec import decode
 from specnir.codec.pipeline import Settings, compress_sets
+from specnir.codec.shared import DECODER_FILE, load_decoder
 from specnir.corpus import MANIFEST, append_row, find_sets, read_manifest, split_evenly
 from specnir.data import load_image_set
 from specnir.models import LatentCodec, LatentConfig
 from specnir.models.stacked import StackedLatents
+from specnir.reader import decode_file
 from specnir.spectrogram import SpecParams
 
-SPEECH = [*CLIPS, ROOT / "tests" / "fixtures" / "speech" / "Front_Center.wav"]
 TINY = SpecParams(sample_rate=8000, n_fft=256, hop_length=64, n_mels=16)
 FAST = [*TINY_SPEC_ARGS, "--steps", "10", "--quiet"]
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    """18 real speech clips (0.4 s pieces of the bundled clips) in three folders: a/ (6), b/ (6), b/c/ (6)."""
-    root = tmp_path_factory.mktemp("corpus") / "speech"
-    pieces = []
-    for clip in SPEECH:
-        wave, rate = sf.read(clip, dtype="float32")
-        pieces += [
-            (f"{clip.stem}_{k}", wave[k * rate // 2 : k * rate // 2 + 2 * rate // 5], rate) for k in range(3)
-        ]
-    for k, (name, wave, rate) in enumerate(pieces):
-        folder = root / ("a", "b", "b/c")[k // 6]
-        folder.mkdir(parents=True, exist_ok=True)
-        sf.write(folder / f"{name}.wav", wave, rate, subtype="PCM_16")
-    return root
-
-
 def fingerprint(path: Path) -> str:
-    """A hash of the images a file decodes to."""
-    decoded = decode(path.read_bytes())
+    """A hash of the images a file decodes to (with the shared decoder above it, if it needs one)."""
+    decoded = decode_file(path)
     return hashlib.sha256(b"".join(p.tobytes() for p in decoded.pixels)).hexdigest()
 
 
 def fingerprints_in_fresh_process(paths: list[Path]) -> list[str]:
     code = (
-        "import sys, hashlib; from pathlib import Path; from specnir.codec import decode\n"
+        "import sys, hashlib; from specnir.reader import decode_file\n"
         "for p in sys.argv[1:]:\n"
-        "    d = decode(Path(p).read_bytes())\n"
+        "    d = decode_file(p)\n"
         "    print(hashlib.sha256(b''.join(x.tobytes() for x in d.pixels)).hexdigest())\n"
     )
     out = subprocess.run(
@@ -75,7 +58,7 @@ def check_folder(out: Path, n_sets: int) -> dict[str, dict]:
     files = [out / r["file"] for r in rows.values()]
     assert [f.stat().st_size for f in files] == [r["bytes"] for r in rows.values()]
     assert fingerprints_in_fresh_process(files) == [fingerprint(f) for f in files]
-    assert not list(out.rglob(".*.snir"))  # no temporary file left
+    assert not list(out.rglob(".*.snir*"))  # no temporary file left
     return rows
 
 
@@ -162,10 +145,19 @@ def test_sets_fitted_together_match_sets_fitted_alone(corpus):
 def test_batch_writes_every_set_then_skips_them(corpus, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["batch", str(corpus), "-o", str(out), "--set-size", "3", "--sets-per-fit", "4", *FAST]) == 0
-    assert "6 of 6 sets finished" in capsys.readouterr().out
+    summary = capsys.readouterr().out
+    assert "6 of 6 sets finished" in summary
     rows = check_folder(out, 6)
     assert {r["sets_per_fit"] for r in rows.values()} == {4, 2}  # latent mode: fitted four, then two at once
     assert sorted(r["file"] for r in rows.values()) == sorted(f"{n}.snir" for n in rows)
+    # one shared decoder (the latent mode's default): every file names it and holds no weights
+    decoder = load_decoder(out / DECODER_FILE)
+    assert {r["decoder"] for r in rows.values()} == {decoder.id} and {
+        r["weight_bytes"] for r in rows.values()
+    } == {0}
+    assert all((out / r["file"]).read_bytes()[4] == 3 for r in rows.values())
+    total = sum(r["bytes"] for r in rows.values()) + len(decoder.blob)
+    assert f"{total:,} bytes" in summary and f"the shared decoder's {len(decoder.blob):,} included" in summary
     stamps = {f: f.stat().st_mtime_ns for f in out.rglob("*.snir")}
     assert main(["batch", str(corpus), "-o", str(out), "--set-size", "3", "--sets-per-fit", "4", *FAST]) == 0
     assert "6 before this run, 0 now" in capsys.readouterr().out
@@ -174,13 +166,20 @@ def test_batch_writes_every_set_then_skips_them(corpus, tmp_path, capsys):
     assert "other settings (quality)" in capsys.readouterr().err
 
 
-def test_one_set_per_fit_writes_the_bytes_compress_writes(corpus, tmp_path):
+@pytest.mark.parametrize("shared", [True, False], ids=["shared-decoder", "own-networks"])
+def test_one_set_per_fit_writes_the_bytes_compress_writes(corpus, tmp_path, shared):
+    """With one set per fit, each file is what `compress` writes for its clips: with the batch's shared
+    decoder (`compress --decoder`), or with its own networks (`--decoder-sets 0`)."""
     out = tmp_path / "out"
-    assert main(["batch", str(corpus / "a"), "-o", str(out), "--set-size", "3", *FAST]) == 0
+    own = [] if shared else ["--decoder-sets", "0"]
+    assert main(["batch", str(corpus / "a"), "-o", str(out), "--set-size", "3", *own, *FAST]) == 0
+    assert (out / DECODER_FILE).exists() == shared
+    decoder = ["--decoder", str(out / DECODER_FILE)] if shared else []
     for row in read_manifest(out / MANIFEST).values():
         alone = tmp_path / "alone.snir"
-        assert main(["compress", *row["clips"], "-o", str(alone), *FAST]) == 0
+        assert main(["compress", *row["clips"], "-o", str(alone), *decoder, *FAST]) == 0
         assert alone.read_bytes() == (out / row["file"]).read_bytes()
+        assert alone.read_bytes()[4] == (3 if shared else 2)
 
 
 def test_a_failed_set_is_recorded_and_the_others_go_on(corpus, tmp_path, capsys):
@@ -217,7 +216,7 @@ def test_batch_survives_kill_9_and_a_rerun_loses_nothing(corpus, tmp_path):
         "--quiet",
     ]
     proc = subprocess.Popen([sys.executable, "-m", "specnir.cli", *args], stdout=subprocess.DEVNULL)
-    deadline = time.time() + 120
+    deadline = time.time() + 300  # (the shared decoder is fitted first)
     while len(read_manifest(out / MANIFEST)) < 2 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
@@ -227,7 +226,7 @@ def test_batch_survives_kill_9_and_a_rerun_loses_nothing(corpus, tmp_path):
     lines = (out / MANIFEST).read_text().splitlines()
     assert all(json.loads(line)["status"] == "ok" for line in lines)  # no broken line
     finished = {out / r["file"]: (out / r["file"]).stat().st_mtime_ns for r in before.values()}
-    assert all(decode(f.read_bytes()) for f in finished)
+    assert all(decode_file(f) for f in finished)
     assert main(args) == 0
     rows = check_folder(out, 9)
     assert {n: rows[n] for n in before} == before  # the finished sets were not done again
@@ -289,7 +288,7 @@ def test_decompress_a_folder_with_workers_and_read_clips_from_python(corpus, tmp
     capsys.readouterr()
     rows = read_manifest(out / MANIFEST)
     assert list(rows) == ["c/000", "c/001"]
-    decoded = decode((out / "c" / "000.snir").read_bytes())
+    decoded = decode_file(out / "c" / "000.snir")
     db, params = read_clip(out / "c" / "000.snir", decoded.names[1])
     assert db.dtype == np.float32 and db.shape == decoded.specs[1].db.shape == (
         16,
@@ -298,14 +297,14 @@ def test_decompress_a_folder_with_workers_and_read_clips_from_python(corpus, tmp
     assert np.array_equal(db, decoded.specs[1].db) and params == TINY
     clips = list(read_corpus(out))
     assert [(s, c) for s, c, _, _ in clips] == [
-        (n, c) for n in rows for c in decode((out / rows[n]["file"]).read_bytes()).names
+        (n, c) for n in rows for c in decode_file(out / rows[n]["file"]).names
     ]
     (out / "c" / "zz.snir").write_bytes(b"SNIR" + bytes(40))  # a damaged file among good ones
     target = tmp_path / "decoded"
     assert main(["decompress", str(out), "-o", str(target), "--workers", "2", "--no-audio"]) == 2
     assert "zz.snir" in capsys.readouterr().err
     assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*.png")) == sorted(
-        f"c/{n[-3:]}/{c}.png" for n in rows for c in decode((out / rows[n]["file"]).read_bytes()).names
+        f"c/{n[-3:]}/{c}.png" for n in rows for c in decode_file(out / rows[n]["file"]).names
     )
 
 

@@ -18,6 +18,7 @@ from PIL import Image
 from specnir import codec as snir
 from specnir.cli import main
 from specnir.codec import compress, decode, eight_bit
+from specnir.codec.shared import decoder_for
 from specnir.data import load_image_set
 from specnir.errors import SpecnirError
 from specnir.spectrogram import SpecParams
@@ -281,6 +282,7 @@ def test_fuzzed_files_only_raise_format_errors_many(v1_lossless, data):
     [
         ("v1", {"gru-residual-k0", "gru-residual-k2", "gru-model", "siren-model"}),
         ("v2", {"gru-residual-k2", "gru-model", "siren-model", "latent-q3", "latent-q6"}),
+        ("v3", {"latent-q3-shared"}),  # with its shared decoder, decoder.snird beside it
     ],
 )
 def test_older_versions_still_decode_to_their_pixels(version, stems):
@@ -290,7 +292,7 @@ def test_older_versions_still_decode_to_their_pixels(version, stems):
     for path in files:
         blob = path.read_bytes()
         assert blob[4] == int(version[1:])
-        decoded = decode(blob, source=str(path))
+        decoded = decode(blob, source=str(path), decoder=decoder_for(path, blob))
         assert decoded.names == ["tiny0", "tiny1", "tiny2"]
         for name, pixels in zip(decoded.names, decoded.pixels, strict=True):
             np.testing.assert_array_equal(pixels, expected[f"{path.stem}/{name}"], err_msg=str(path))

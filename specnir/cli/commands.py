@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -107,6 +108,7 @@ def cmd_img2audio(args: argparse.Namespace) -> int:
 
 def cmd_compress(args: argparse.Namespace) -> int:
     from specnir.codec import Settings, compress, write
+    from specnir.codec.shared import load_decoder
 
     output = Path(args.output)
     if output.suffix != ".snir":
@@ -119,6 +121,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
         device=args.device,
         params=spectrogram_params(args),
         progress=not args.quiet,
+        decoder=load_decoder(args.decoder) if args.decoder else None,
     )
     write(output, result.blob)
     n_images = len(result.decoded.names)
@@ -131,7 +134,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from specnir.codec import Settings
 
     settings = config_from_args(Settings, args)
-    job = BatchJob(settings, spectrogram_params(args), seed=args.seed, device=args.device)
+    job = BatchJob(
+        settings, spectrogram_params(args), seed=args.seed, device=args.device, decoder_sets=args.decoder_sets
+    )
     report = run_batch(
         args.inputs,
         args.output,
@@ -161,6 +166,7 @@ def cmd_decompress(args: argparse.Namespace) -> int:
         n_iter=args.n_iter,
         audio=not args.no_audio,
         workers=args.workers,
+        decoder=args.decoder,
     )
     for _, written in results:
         if isinstance(written, str):
@@ -195,12 +201,28 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from specnir import codec
+    from specnir.codec.container import DECODER_MAGIC
+    from specnir.codec.shared import load_decoder
 
     path = Path(args.file)
-    if path.is_file() and path.read_bytes()[:4] == codec.MAGIC:
+    magic = path.read_bytes()[:5] if path.is_file() else b""
+    if magic[:4] == DECODER_MAGIC:
+        decoder = load_decoder(path)
+        print(f"{path}: specnir shared decoder, format version {magic[4]}, {len(decoder.blob):,} bytes")
+        weights = sum(math.prod(e["shape"]) for e in decoder.header["tensors"])
+        described = {
+            "id": decoder.id,
+            **{key: decoder.header[key] for key in ("arch", "mode", "quality", "model_config")},
+            "weights": weights,
+            "exponents": {e["name"]: e["exponent"] for e in decoder.header["tensors"]},
+        }
+        for key, value in described.items():
+            print(f"  {key:<12} {value}")
+        return 0
+    if magic[:4] == codec.MAGIC:
         header, words = codec.read(path)
         size = path.stat().st_size
-        print(f"{path}: specnir compressed set, format version {codec.VERSION}, {size:,} bytes")
+        print(f"{path}: specnir compressed set, format version {magic[4]}, {size:,} bytes")
         print(f"  {'payload':<12} {len(words) * 4:,} bytes")
         try:
             described = codec.describe(header)

@@ -48,7 +48,9 @@ def _conversion(sub) -> None:
     add_spectrogram_args(p)
     p.set_defaults(func=cmd.cmd_img2audio)
 
-    p = sub.add_parser("info", help="print the header of a .snir file or the parameters of a spectrogram PNG")
+    p = sub.add_parser(
+        "info", help="print the header of a .snir file or shared decoder, or a spectrogram PNG's parameters"
+    )
     p.add_argument("file", metavar="FILE")
     p.set_defaults(func=cmd.cmd_info)
 
@@ -90,6 +92,11 @@ def _coding(sub) -> None:
     p = sub.add_parser("compress", help="fit and write one .snir file for a set of spectrograms")
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="audio files, spectrogram PNGs or directories")
     p.add_argument("-o", "--output", required=True, metavar="SET.snir")
+    p.add_argument(
+        "--decoder",
+        metavar="DECODER.snird",
+        help="latent: fit only the latents, with this shared decoder (a batch's); the file refers to it",
+    )
     _add_coding_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_spectrogram_args(p)
@@ -114,6 +121,13 @@ def _coding(sub) -> None:
         metavar="B",
         help="fit B sets at once as one model (latent mode; other modes fit one set at a time)",
     )
+    p.add_argument(
+        "--decoder-sets",
+        type=int,
+        metavar="K",
+        help="latent: fit one decoder on K sets, store it once (OUTDIR/decoder.snird) and code every set's"
+        " latents with it (default 4; 0: every file holds its own networks)",
+    )
     p.add_argument("--workers", type=int, help="run on a local Ray with N workers (specnir[distributed])")
     p.add_argument(
         "--ray-address", metavar="ADDR", help="run on the Ray cluster at ADDR (every node sees CORPUS)"
@@ -133,6 +147,11 @@ def _coding(sub) -> None:
     add_inversion_args(p)
     p.add_argument("--no-audio", action="store_true", help="images only")
     p.add_argument("--workers", type=int, default=1, help="files decoded at once, in processes (default 1)")
+    p.add_argument(
+        "--decoder",
+        metavar="DECODER.snird",
+        help="the shared decoder of files that need one (default: decoder.snird in their folder or above)",
+    )
     p.set_defaults(func=cmd.cmd_decompress)
 
     p = sub.add_parser("bench", help="benchmarks: `bench rd` = rate-distortion against classical codecs")

@@ -53,12 +53,18 @@ def fit_summary(record: dict, run_dir: Path) -> str:
 def compress_summary(output: Path, report: dict, *, header: dict, n_images: int) -> str:
     r = report
     bound = "lossless" if r["max_error"] == 0 else f"max error {r['max_error']} grey levels"
+    if r.get("decoder"):
+        weights = f"{r['weights']:,} weights in the shared decoder {r['decoder']} (not in this file)"
+    else:
+        weights = (
+            f"{r['weights']:,} weights in {r['weight_bits'] / 8:,.0f} bytes"
+            f" ({r['weight_bits'] / max(r['weights'], 1):.2f} bits/weight)"
+        )
     lines = [
         f"{output}: {r['bytes']:,} bytes, {r['bpp']:.3f} bpp"
         f" over {r['pixels']:,} pixels of {n_images} images",
         f"  {header['arch']} {header['mode']}, quality {header['quality']}: PSNR {r['psnr']:.2f} dB on the"
-        f" 8-bit images ({bound}); {r['weights']:,} weights in {r['weight_bits'] / 8:,.0f} bytes"
-        f" ({r['weight_bits'] / max(r['weights'], 1):.2f} bits/weight)",
+        f" 8-bit images ({bound}); {weights}",
     ]
     if "latent_grid_bits" in r:
         coded = ", ".join(f"{b / 8:,.0f}" for b in r["latent_grid_bits"])
@@ -126,8 +132,9 @@ def batch_summary(report, *, shown: int = 10) -> str:
     lines = [
         f"{report.outdir}: {finished} of {report.sets} sets finished ({report.skipped} before this run,"
         f" {report.written} now, {len(report.failed)} failed) in {report.seconds:.0f} s",
-        f"  {report.clips} clips, {report.bytes:,} bytes, {report.bpp:.3f} bpp;"
-        f" every set's line in {report.outdir / 'manifest.jsonl'}",
+        f"  {report.clips} clips, {report.bytes + report.decoder_bytes:,} bytes, {report.bpp:.3f} bpp"
+        + (f" (the shared decoder's {report.decoder_bytes:,} included)" if report.decoder_bytes else "")
+        + f"; every set's line in {report.outdir / 'manifest.jsonl'}",
     ]
     for name, error in list(report.failed.items())[:shown]:
         lines.append(f"  failed: {name}: {error}")

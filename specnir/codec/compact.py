@@ -1,4 +1,4 @@
-"""The version-2 header in bytes: version 1's fields, without what the decoder can work out itself.
+"""The version-2 and -3 header in bytes: version 1's fields, without what the decoder can work out itself.
 
 At 116k pixels a 1–2 kB JSON header is a tenth of a lossy file, so version 2 writes (``uv`` = unsigned
 LEB128 varint, ``sv`` = zigzag varint, ``json`` = ``uv`` length + UTF-8 JSON object, keys sorted)::
@@ -15,6 +15,11 @@ LEB128 varint, ``sv`` = zigzag varint, ``json`` = ``uv`` length + UTF-8 JSON obj
              the network the config describes): 1 byte exponent, sv min, sv max, 1 byte scale index
              (:func:`specnir.codec.weights.index_scale`)
     uv       number of mode fields, then each as uv: the latent mode's alphabet A of every grid
+    8 bytes  version 3 only: the id of the shared decoder that holds the weights (the file then has no
+             weight tensors: ``0, 0``)
+
+A shared decoder's header (:func:`encode_decoder_header`) is the same fields without the images and the
+mode fields: mode, arch, quality, model_config, and the weight tensors.
 
 The dB range is kept to 1/100 dB (an 8-bit grey level is about 0.3 dB). Reading checks every count against
 :data:`~specnir.codec.header.LIMITS` and refuses truncated or trailing bytes.
@@ -34,6 +39,7 @@ from specnir.spectrogram import SpecParams
 MODE_IDS = ("model", "residual", "latent")
 ARCH_IDS = ("gru", "siren", "latent")
 MAX_COUNT = 1 << 20
+DECODER_ID_BYTES = 8
 
 
 def varint(value: int) -> bytes:
@@ -154,14 +160,10 @@ def _spec_params(diff: dict) -> dict:
     return SpecParams.from_dict({**_defaults(SpecParams), **diff}).to_dict()
 
 
-def encode_header(header: dict) -> bytes:
-    """A version-1-style header dict (see :mod:`specnir.codec.container`) in version 2's bytes."""
+def encode_header(header: dict, *, version: int = 2) -> bytes:
+    """A version-1-style header dict (see :mod:`specnir.codec.container`) in version 2's or 3's bytes."""
     w = _Writer()
-    w.byte(MODE_IDS.index(header["mode"]))
-    w.byte(ARCH_IDS.index(header["arch"]))
-    w.byte(header["quality"])
-    defaults = _config_defaults(header["mode"], header["arch"], header["quality"])
-    w.json({k: v for k, v in header["model_config"].items() if v != defaults.get(k)})
+    _write_network(w, header)
     params = SpecParams.from_dict(header["params"])
     w.json(_params_diff(header["params"]))
     w.uv(len(header["images"]))
@@ -174,6 +176,33 @@ def encode_header(header: dict) -> bytes:
             raise SpecnirError(f"width of {im['name']} disagrees with its length")
         w.sv(round(im["db_min"] * 100))
         w.sv(round(im["db_max"] * 100))
+    _write_tensors(w, header)
+    fields = header.get("latents", {}).get("alphabets", [])
+    w.uv(len(fields))
+    for value in fields:
+        w.uv(value)
+    if version >= 3:
+        w.out += bytes.fromhex(header["decoder"])
+    return bytes(w.out)
+
+
+def encode_decoder_header(header: dict) -> bytes:
+    """A shared decoder's header (mode, arch, quality, model_config, tensors) in bytes."""
+    w = _Writer()
+    _write_network(w, header)
+    _write_tensors(w, header)
+    return bytes(w.out)
+
+
+def _write_network(w: _Writer, header: dict) -> None:
+    w.byte(MODE_IDS.index(header["mode"]))
+    w.byte(ARCH_IDS.index(header["arch"]))
+    w.byte(header["quality"])
+    defaults = _config_defaults(header["mode"], header["arch"], header["quality"])
+    w.json({k: v for k, v in header["model_config"].items() if v != defaults.get(k)})
+
+
+def _write_tensors(w: _Writer, header: dict) -> None:
     w.uv(len(header["tensors"]))
     count = header.get("weight_count")  # (a header read from a version-2 file has no shapes)
     w.uv(sum(math.prod(e["shape"]) for e in header["tensors"]) if count is None else count)
@@ -182,22 +211,13 @@ def encode_header(header: dict) -> bytes:
         w.sv(entry["min"])
         w.sv(entry["max"])
         w.byte(entry["scale_index"])
-    fields = header.get("latents", {}).get("alphabets", [])
-    w.uv(len(fields))
-    for value in fields:
-        w.uv(value)
-    return bytes(w.out)
 
 
-def decode_header(data: bytes) -> dict:
-    """Version 2's bytes → the header dict (tensor entries without names and shapes: the network's own,
-    filled in by :func:`specnir.codec.header.read_header`)."""
+def decode_header(data: bytes, *, version: int = 2) -> dict:
+    """Version 2's or 3's bytes → the header dict (tensor entries without names and shapes: the
+    network's own, filled in by :func:`specnir.codec.header.read_header`)."""
     r = Reader(data)
-    mode, arch, quality = r.byte(), r.byte(), r.byte()
-    if mode >= len(MODE_IDS) or arch >= len(ARCH_IDS):
-        raise SpecnirError("header names an unknown mode or architecture")
-    mode, arch = MODE_IDS[mode], ARCH_IDS[arch]
-    config = {**_config_defaults(mode, arch, quality), **r.json()}
+    header = _read_network(r)
     params = _spec_params(r.json())
     hop = SpecParams.from_dict(params).hop_length
     images = []
@@ -214,26 +234,41 @@ def decode_header(data: bytes) -> dict:
                 "length": length if length >= 0 else None,
             }
         )
+    header |= {"params": params, "height": SpecParams.from_dict(params).n_bins, "images": images}
+    header |= _read_tensors(r)
+    fields = [r.uv(MAX_COUNT) for _ in range(r.uv(64))]
+    if header["mode"] == "latent":
+        header["latents"] = {"alphabets": fields}
+    if version >= 3:
+        header["decoder"] = bytes(r.byte() for _ in range(DECODER_ID_BYTES)).hex()
+    if r.pos != r.end:
+        raise SpecnirError("trailing bytes after the header")
+    return header
+
+
+def decode_decoder_header(data: bytes) -> dict:
+    """A shared decoder's header bytes → ``{format, arch, mode, quality, model_config, tensors,
+    weight_count}`` (tensor entries without names and shapes, as in :func:`decode_header`)."""
+    r = Reader(data)
+    header = _read_network(r) | _read_tensors(r)
+    if r.pos != r.end:
+        raise SpecnirError("trailing bytes after the header")
+    return header
+
+
+def _read_network(r: Reader) -> dict:
+    mode, arch, quality = r.byte(), r.byte(), r.byte()
+    if mode >= len(MODE_IDS) or arch >= len(ARCH_IDS):
+        raise SpecnirError("header names an unknown mode or architecture")
+    mode, arch = MODE_IDS[mode], ARCH_IDS[arch]
+    config = {**_config_defaults(mode, arch, quality), **r.json()}
+    return {"format": "snir", "arch": arch, "mode": mode, "quality": quality, "model_config": config}
+
+
+def _read_tensors(r: Reader) -> dict:
     n_tensors, n_weights = r.uv(MAX_COUNT), r.uv()
     tensors = [
         {"exponent": r.byte(), "min": r.sv(), "max": r.sv(), "scale_index": r.byte()}
         for _ in range(n_tensors)
     ]
-    header = {
-        "format": "snir",
-        "arch": arch,
-        "mode": mode,
-        "quality": quality,
-        "model_config": config,
-        "params": params,
-        "height": SpecParams.from_dict(params).n_bins,
-        "images": images,
-        "tensors": tensors,
-        "weight_count": n_weights,
-    }
-    fields = [r.uv(MAX_COUNT) for _ in range(r.uv(64))]
-    if mode == "latent":
-        header["latents"] = {"alphabets": fields}
-    if r.pos != r.end:
-        raise SpecnirError("trailing bytes after the header")
-    return header
+    return {"tensors": tensors, "weight_count": n_weights}

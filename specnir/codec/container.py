@@ -1,14 +1,28 @@
 """The ``.snir`` format, written down in one place, and its container: magic, version, header, payload, CRC.
 
-Version 2 (what specnir writes; ``uv`` = unsigned LEB128 varint)::
+Versions 2 and 3 (what specnir writes; ``uv`` = unsigned LEB128 varint)::
 
     offset      size  field
     0           4     magic  b"SNIR"
-    4           1     format version (2)
+    4           1     format version: 2, or 3 for a file whose weights are in a shared decoder
     5           1-3   uv header length H (at most 1 MiB)
     5+u         H     header: binary (:mod:`specnir.codec.compact` lists its fields)
     5+u+H       P     payload: one range-coded stream, constriction's 32-bit words (P a multiple of 4)
     end−4       4     CRC32 (zlib, little-endian) of every byte before it
+
+Version 3 is version 2 plus one header field, the id of a **shared decoder** (below) that holds the
+networks' weights; such a file stores no weights. A file that holds its own weights is written as version 2,
+which every version-2 reader decodes.
+
+A shared decoder (``OUTDIR/decoder.snird`` of a batch: the synthesis and entropy model that a corpus's
+sets share) has the same framing with its own magic::
+
+    0 magic b"SNRD" | 4 version (1) | 5 uv header length H | header (mode, arch, quality, model_config,
+    weight tensors: :func:`specnir.codec.compact.encode_decoder_header`) | the weights, coded as below |
+    CRC32 of every byte before it
+
+Its id is the first 8 bytes of the SHA-256 of all its bytes; a set's file names the decoder by that id,
+and decoding refuses a decoder with another id or with another model config than the set's (but λ).
 
 Version 1 (still read)::
 
@@ -34,6 +48,7 @@ Header fields (as :func:`unpack` returns them, both versions; :mod:`specnir.code
                   takes them from the network), exponent e (the weights are integers q · 2^-e), min and
                   max of q, and the Laplace that codes q: scale (version 1) or scale_index (version 2)
     latents       mode "latent" only: alphabets, the largest |latent − floor(predicted mean)| of each grid
+    decoder       version 3 only: the shared decoder's id (16 hex digits); ``tensors`` is then empty
 
 Payload, in this order:
 
@@ -65,6 +80,7 @@ This module checks the container; :mod:`specnir.codec.header` checks what the he
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import struct
@@ -73,23 +89,47 @@ from pathlib import Path
 
 import numpy as np
 
-from specnir.codec.compact import Reader, decode_header, encode_header, varint
+from specnir.codec.compact import (
+    DECODER_ID_BYTES,
+    Reader,
+    decode_decoder_header,
+    decode_header,
+    encode_decoder_header,
+    encode_header,
+    varint,
+)
 from specnir.errors import SpecnirError, atomic_path
 
 MAGIC = b"SNIR"
-VERSION = 2  # what this specnir writes; it reads every version in READABLE
-READABLE = (1, 2)
+VERSION = 3  # the newest this specnir writes (2 for a file with its own weights); it reads READABLE
+READABLE = (1, 2, 3)
+DECODER_MAGIC = b"SNRD"
+DECODER_VERSION = 1
 MAX_HEADER = 1 << 20
 # What a damaged header can raise while it is read (beyond SpecnirError).
 HEADER_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError)
 
 
 def pack(header: dict, payload: np.ndarray) -> bytes:
-    """The version-2 file's bytes for ``header`` (the dict :func:`unpack` returns) and payload words
-    ``(n,) uint32``."""
-    head = encode_header(header)
+    """The file's bytes for ``header`` (the dict :func:`unpack` returns) and payload words ``(n,)
+    uint32``: version 3 if the header names a shared decoder, else version 2."""
+    version = 3 if header.get("decoder") else 2
+    return _framed(MAGIC, version, encode_header(header, version=version), payload)
+
+
+def pack_decoder(header: dict, payload: np.ndarray) -> bytes:
+    """A shared decoder's bytes for its header (as :func:`unpack_decoder` returns it) and weight words."""
+    return _framed(DECODER_MAGIC, DECODER_VERSION, encode_decoder_header(header), payload)
+
+
+def decoder_id(blob: bytes) -> str:
+    """The id a set's header gives its shared decoder: the first 8 bytes of SHA-256, in hex."""
+    return hashlib.sha256(blob).digest()[:DECODER_ID_BYTES].hex()
+
+
+def _framed(magic: bytes, version: int, head: bytes, payload: np.ndarray) -> bytes:
     words = np.ascontiguousarray(payload, dtype="<u4").tobytes()
-    body = MAGIC + bytes([VERSION]) + varint(len(head)) + head + words
+    body = magic + bytes([version]) + varint(len(head)) + head + words
     return body + struct.pack("<I", zlib.crc32(body))
 
 
@@ -97,34 +137,50 @@ def unpack(blob: bytes, *, source: str = "<bytes>") -> tuple[dict, np.ndarray]:
     """``(header, payload words)`` of a file's bytes, any version this reader knows; a
     :class:`SpecnirError` naming ``source`` if the container is damaged (wrong magic, unknown version,
     truncated, CRC mismatch, unreadable header)."""
+    return _unpacked(blob, source, ".snir")
+
+
+def unpack_decoder(blob: bytes, *, source: str = "<bytes>") -> tuple[dict, np.ndarray]:
+    """``(header, weight words)`` of a shared decoder's bytes (damage raises as :func:`unpack` does)."""
+    return _unpacked(blob, source, "specnir decoder")
+
+
+def _unpacked(blob: bytes, source: str, kind: str) -> tuple[dict, np.ndarray]:
+    """What :func:`unpack` (``kind`` ".snir") and :func:`unpack_decoder` ("specnir decoder") share."""
 
     def fail(problem: str) -> SpecnirError:
         return SpecnirError(f"{source}: {problem}")
 
-    if len(blob) < 4 or blob[:4] != MAGIC:
-        raise fail("not a .snir file (wrong magic bytes)")
+    magic, readable = (MAGIC, READABLE) if kind == ".snir" else (DECODER_MAGIC, (DECODER_VERSION,))
+    if len(blob) < 4 or blob[:4] != magic:
+        raise fail(f"not a {kind} file (wrong magic bytes)")
     if len(blob) < 10:
-        raise fail("truncated .snir file")
-    if blob[4] not in READABLE:
-        raise fail(f".snir format version {blob[4]} not supported (this specnir reads versions 1 and 2)")
-    head, payload = _split_v1(blob, fail) if blob[4] == 1 else _split_v2(blob, fail)
+        raise fail(f"truncated {kind} file")
+    version = blob[4]
+    if version not in readable:
+        known = ", ".join(map(str, readable))
+        raise fail(f"{kind} format version {version} not supported (this specnir reads: {known})")
+    head, payload = _split_v1(blob, fail) if (magic, version) == (MAGIC, 1) else _split_v2(blob, fail)
     if zlib.crc32(blob[:-4]) != struct.unpack_from("<I", blob, len(blob) - 4)[0]:
         raise fail("CRC mismatch: the file is damaged or truncated")
     if len(payload) % 4:
         raise fail("payload length is not a whole number of 32-bit words")
     try:
-        header = _read_json(head, fail) if blob[4] == 1 else decode_header(head)
+        if magic == DECODER_MAGIC:
+            header = decode_decoder_header(head)
+        else:
+            header = _read_json(head, fail) if version == 1 else decode_header(head, version=version)
     except SpecnirError as exc:
-        raise fail(f"malformed .snir header: {exc}") from None
+        raise fail(f"malformed {kind} header: {exc}") from None
     except HEADER_ERRORS as exc:
-        raise fail(f"malformed .snir header ({type(exc).__name__})") from None
+        raise fail(f"malformed {kind} header ({type(exc).__name__})") from None
     return header, np.frombuffer(payload, dtype="<u4").astype(np.uint32)
 
 
 def _split_v1(blob: bytes, fail) -> tuple[bytes, bytes]:
     (head_len,) = struct.unpack_from("<I", blob, 5)
     if head_len > MAX_HEADER or 9 + head_len + 8 > len(blob):
-        raise fail("truncated .snir file (header runs past the end)")
+        raise fail("truncated file (header runs past the end)")
     (pay_len,) = struct.unpack_from("<I", blob, 9 + head_len)
     end = 13 + head_len + pay_len
     if end + 4 != len(blob):
@@ -137,10 +193,10 @@ def _split_v2(blob: bytes, fail) -> tuple[bytes, bytes]:
     try:
         head_len = reader.uv()
     except SpecnirError:
-        raise fail("truncated .snir file (header length)") from None
+        raise fail("truncated file (header length)") from None
     pos = reader.pos
     if head_len > MAX_HEADER or pos + head_len > len(blob) - 4:
-        raise fail("truncated .snir file (header runs past the end)")
+        raise fail("truncated file (header runs past the end)")
     return blob[pos : pos + head_len], blob[pos + head_len : -4]
 
 

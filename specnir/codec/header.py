@@ -162,10 +162,28 @@ def read_header(header: dict) -> tuple[SpectrogramModel, SpecParams, list[ImageL
     return build(), params, layouts, entries
 
 
+def read_decoder_header(header: dict) -> list[dict]:
+    """Validate a shared decoder's header (:mod:`specnir.codec.shared`): its tensor entries, named."""
+    _check(header.get("mode") == "latent", "a shared decoder holds the latent mode's networks")
+    cls, config, entries = _network(header)
+    with torch.device("meta"):  # the networks' shapes do not depend on the images
+        model = cls(cls.Config(**config), n_images=1, height=8, width=8)
+        entries = _named(model, entries, header.get("weight_count"))
+        _check_tensors(model, entries)
+    return entries
+
+
 def describe(header: dict) -> dict:
     """What ``specnir info`` prints for a ``.snir`` header (checked first, like :func:`read_header`)."""
     try:
-        model, params, layouts, entries = read_header(header)
+        if header.get("decoder"):  # the weights are in a shared decoder: the rest is checked
+            params, layouts = read_layout(header)
+            _network(header)
+            weights = exponents = f"in the shared decoder {header['decoder']}"
+        else:
+            model, params, layouts, entries = read_header(header)
+            weights = sum(p.numel() for p in model.weights().values())
+            exponents = {e["name"]: e["exponent"] for e in entries}
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise SpecnirError(f"malformed header ({type(exc).__name__})") from None
     return {
@@ -173,9 +191,9 @@ def describe(header: dict) -> dict:
         "mode": header["mode"],
         "quality": header.get("quality"),
         **MODES[header["mode"]].describe(header),
-        "weights": sum(p.numel() for p in model.weights().values()),
+        "weights": weights,
         "images": [f"{im.name} ({params.n_bins}×{im.width})" for im in layouts],
         "model_config": header["model_config"],
         "params": params.to_dict(),
-        "exponents": {e["name"]: e["exponent"] for e in entries},
+        "exponents": exponents,
     }

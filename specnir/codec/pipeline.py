@@ -13,6 +13,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import constriction
 import numpy as np
@@ -23,13 +24,17 @@ from specnir.codec.compact import encode_header
 from specnir.codec.container import pack, unpack
 from specnir.codec.header import build_header, read_header
 from specnir.codec.modes import DEFAULT_MODE, MODES, QUALITIES, CodingMode, Options
-from specnir.codec.weights import decode_weights, encode_weights, tensor_entries
+from specnir.codec.weights import Quantized, decode_weights, encode_weights, loss_on, tensor_entries
 from specnir.data import ImageSet, load_image_set, to_spectrograms
 from specnir.errors import SpecnirError
 from specnir.fit import FitConfig, fit
 from specnir.metrics import psnr_from_mse
+from specnir.models import SpectrogramModel
 from specnir.models.stacked import StackedLatents, can_stack
 from specnir.spectrogram import SpecParams, Spectrogram
+
+if TYPE_CHECKING:
+    from specnir.codec.shared import SharedDecoder
 
 # What a damaged payload can raise inside torch, numpy or constriction (AssertionError: constriction).
 DECODE_ERRORS = (
@@ -67,16 +72,35 @@ def eight_bit(data: ImageSet) -> ImageSet:
     return dataclasses.replace(data, target=torch.round(data.target * 255) / 255)
 
 
-def decode(blob: bytes, *, source: str = "<bytes>") -> Decoded:
-    """Decode a ``.snir`` file's bytes; any damage raises :class:`SpecnirError` naming ``source``."""
+def decode(blob: bytes, *, source: str = "<bytes>", decoder: SharedDecoder | None = None) -> Decoded:
+    """Decode a ``.snir`` file's bytes; any damage raises :class:`SpecnirError` naming ``source``. A file
+    whose networks are in a shared decoder (format version 3) needs that ``decoder``
+    (:mod:`specnir.codec.shared`)."""
     header, words = unpack(blob, source=source)
+    shared = header.get("decoder")
+    if shared:
+        if decoder is None:
+            raise SpecnirError(
+                f"{source}: its networks are in the shared decoder {shared}, which was not given"
+            )
+        if decoder.id != shared:
+            raise SpecnirError(
+                f"{source}: needs the shared decoder {shared}, not {decoder.id} ({decoder.source})"
+            )
+        decoder.check_config(header["model_config"], source=source)
+        header = {
+            **header,
+            "tensors": decoder.header["tensors"],
+            "weight_count": decoder.header["weight_count"],
+        }
     try:
         model, params, layouts, entries = read_header(header)
         header = {**header, "tensors": entries}  # (version 2: with the names and shapes of the network)
-        decoder = constriction.stream.queue.RangeDecoder(words)
-        model.load_state_dict(decode_weights(decoder, entries), strict=False)  # the rest: the mode's own
+        stream = constriction.stream.queue.RangeDecoder(words)
+        weights = decoder.weights() if shared else decode_weights(stream, entries)
+        model.load_state_dict(weights, strict=False)  # the rest: the mode's own
         model.eval()
-        padded = MODES[header["mode"]].decode(model, [im.width for im in layouts], decoder, header)
+        padded = MODES[header["mode"]].decode(model, [im.width for im in layouts], stream, header)
     except SpecnirError as exc:
         raise SpecnirError(f"{source}: malformed .snir header: {exc}") from None
     except DECODE_ERRORS as exc:
@@ -99,13 +123,15 @@ def compress(
     device: str = "cpu",
     params: SpecParams | None = None,
     progress: bool = True,
+    decoder: SharedDecoder | None = None,
 ) -> Compressed:
-    """Fit, quantise, entropy-code and verify; nothing is written (see :func:`specnir.codec.write`)."""
+    """Fit, quantise, entropy-code and verify; nothing is written (see :func:`specnir.codec.write`). With
+    a shared ``decoder``, only the latents are fitted and coded (:mod:`specnir.codec.shared`)."""
     settings = Settings(arch=arch, mode=mode, quality=quality, max_error=max_error, lam=lam, steps=steps)
     settings.coding()  # refuse impossible settings before any input is read
     check_device(device)
     data = load_image_set(inputs, params=params or SpecParams())
-    return compress_sets([data], settings, seed=seed, device=device, progress=progress)[0]
+    return compress_sets([data], settings, seed=seed, device=device, progress=progress, decoder=decoder)[0]
 
 
 @dataclass(frozen=True)
@@ -129,43 +155,76 @@ class Settings:
 
 
 def compress_sets(
-    sets: list[ImageSet], settings: Settings, *, seed: int = 0, device: str = "cpu", progress: bool = True
+    sets: list[ImageSet],
+    settings: Settings,
+    *,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: bool = True,
+    decoder: SharedDecoder | None = None,
 ) -> list[Compressed]:
     """Compress each set to its own file's bytes, as :func:`compress` does one set.
 
     Sets whose models stack (the latent mode: :mod:`specnir.models.stacked`) are fitted together as one
     model, each from the initial weights ``compress`` would give it with ``seed``; the rest are fitted one
-    after another. Every file is decoded and checked against its encoder's reconstruction.
+    after another. With a shared ``decoder`` every set starts from its networks, frozen, and its file
+    holds only the latents. Every file is decoded and checked against its encoder's reconstruction.
     """
-    coding, arch, options = settings.coding()
+    coding, arch, _ = settings.coding()
     check_device(device)
+    if decoder is not None and coding.name != "latent":
+        raise SpecnirError(f"a shared decoder holds the latent mode's networks; mode {coding.name} has none")
     sets = [eight_bit(data) for data in sets]
-    models = []
-    for data in sets:
-        torch.manual_seed(seed)
-        models.append(coding.build(arch, settings.quality, data, options))
-    steps = settings.steps or coding.fit_steps(settings.quality)
-    fit_config = FitConfig(steps=steps, seed=seed, device=device, eval_every=max(steps // 5, 1))
+    models = build_models(sets, settings, seed=seed)
+    for model in models if decoder is not None else ():
+        decoder.load_into(model)
+    fit_config = fit_config_for(settings, seed=seed, device=device)
     start = time.perf_counter()
     stack = len(sets) > 1 and can_stack(models)
     if stack:
-        stacked = StackedLatents(models, [data.widths for data in sets])
-        _fit_whole(stacked, joined(sets), fit_config, progress)
+        stacked = StackedLatents(models, [data.widths for data in sets], shared=decoder is not None)
+        fit_whole(stacked, joined(sets), fit_config, progress)
         stacked.unstack(models)
         fit_seconds = [(time.perf_counter() - start) / len(sets)] * len(sets)
     else:
         fit_seconds = []
         for model, data in zip(models, sets, strict=True):
-            _fit_whole(model, data, fit_config, progress)
+            fit_whole(model, data, fit_config, progress)
             fit_seconds.append(time.perf_counter() - start - sum(fit_seconds))
-    extra = {"steps": steps, "sets_per_fit": len(sets) if stack else 1}
+    extra = {"steps": fit_config.steps, "sets_per_fit": len(sets) if stack else 1}
     return [
-        _code(coding, arch, settings.quality, model, data, fit_config, {**extra, "fit_seconds": seconds})
+        _code(
+            coding,
+            arch,
+            settings.quality,
+            model,
+            data,
+            fit_config,
+            {**extra, "fit_seconds": seconds},
+            decoder,
+        )
         for model, data, seconds in zip(models, sets, fit_seconds, strict=True)
     ]
 
 
-def _fit_whole(model, data: ImageSet, fit_config: FitConfig, progress: bool) -> None:
+def build_models(sets: list[ImageSet], settings: Settings, *, seed: int) -> list[SpectrogramModel]:
+    """The network each set is fitted with, each seeded with ``seed`` as :func:`compress` seeds it."""
+    coding, arch, options = settings.coding()
+    models = []
+    for data in sets:
+        torch.manual_seed(seed)
+        models.append(coding.build(arch, settings.quality, data, options))
+    return models
+
+
+def fit_config_for(settings: Settings, *, seed: int, device: str) -> FitConfig:
+    """How a set is fitted: the steps asked for, or the mode's for the quality."""
+    coding, _, _ = settings.coding()
+    steps = settings.steps or coding.fit_steps(settings.quality)
+    return FitConfig(steps=steps, seed=seed, device=device, eval_every=max(steps // 5, 1))
+
+
+def fit_whole(model, data: ImageSet, fit_config: FitConfig, progress: bool) -> None:
     """The fit, all of it: a fit stopped by Ctrl-C stops the compression too (no file from half a fit)."""
     if fit(model, data, fit_config, progress=progress).interrupted:
         raise KeyboardInterrupt
@@ -182,21 +241,29 @@ def joined(sets: list[ImageSet]) -> ImageSet:
     )
 
 
-def _code(coding, arch, quality, model, data, fit_config, extra) -> Compressed:
-    """Quantise a fitted model, write the file's bytes, decode them and check them (see :func:`compress`)."""
+def _code(coding, arch, quality, model, data, fit_config, extra, decoder=None) -> Compressed:
+    """Quantise a fitted model, write the file's bytes, decode them and check them (see :func:`compress`);
+    with a shared ``decoder`` the weights are its own, already on their grids, and not stored."""
     model.cpu().eval()
     start = time.perf_counter()
-    quantized = coding.quantize(model, data, fit_config)
+    if decoder is None:
+        quantized = coding.quantize(model, data, fit_config)
+    else:
+        loss = loss_on(model, data)()
+        quantized = Quantized({}, loss, loss)
     extra["fit_seconds"] = round(extra["fit_seconds"] + time.perf_counter() - start, 2)
     start = time.perf_counter()
     header = build_header(arch=arch, mode=coding.name, quality=quality, model=model, data=data)
-    header["tensors"], ints = tensor_entries(model, quantized.exponents)
     encoder = constriction.stream.queue.RangeEncoder()
-    encode_weights(encoder, header["tensors"], ints)
+    if decoder is None:
+        header["tensors"], ints = tensor_entries(model, quantized.exponents)
+        encode_weights(encoder, header["tensors"], ints)
+    else:
+        header["tensors"], header["decoder"] = [], decoder.id
     weight_bits = encoder.num_bits()
     recon, mode_report = coding.encode(model, data, encoder, header)
     blob = pack(header, encoder.get_compressed())
-    decoded = decode(blob, source="the new file")
+    decoded = decode(blob, source="the new file", decoder=decoder)
     for k, (width, pixels) in enumerate(zip(data.widths, decoded.pixels, strict=True)):
         if not np.array_equal(recon[k, :, :width], pixels):
             raise RuntimeError(
@@ -210,6 +277,7 @@ def _code(coding, arch, quality, model, data, fit_config, extra) -> Compressed:
         - len(encode_header(header))
         + sum(1 + len(name.encode()) for name in data.names),
         "weight_bits": weight_bits,
+        "decoder": None if decoder is None else decoder.id,
         "float_loss": quantized.float_loss,
         "quantized_loss": quantized.quantized_loss,
         **extra,

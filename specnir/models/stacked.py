@@ -87,7 +87,8 @@ class StackedLatents(SpectrogramModel):
         self.stacked = nn.ParameterDict(
             {
                 name.replace(".", "__"): nn.Parameter(
-                    torch.stack([m.weights()[name].detach() for m in owners])
+                    torch.stack([m.weights()[name].detach() for m in owners]),
+                    requires_grad=first.weights()[name].requires_grad,  # (frozen: a shared decoder's)
                 )
                 for name in first.weights()
             }

@@ -148,6 +148,7 @@ class BatchReport:
     clips: int  # in the finished sets
     bytes: int  # of the finished sets' files
     decoder_bytes: int  # of the shared decoder (0: none)
+    own_networks: int  # finished sets that hold their own networks although the others share a decoder
     pixels: int
     seconds: float  # this run's wall time
 
@@ -234,6 +235,7 @@ def run_batch(
         clips=sum(len(r["clips"]) for r in finished),
         bytes=sum(r["bytes"] for r in finished),
         decoder_bytes=len(decoder.blob) if decoder and any(r.get("decoder") for r in finished) else 0,
+        own_networks=sum(not r.get("decoder") for r in finished) if decoder else 0,
         pixels=sum(r["pixels"] for r in finished),
         seconds=time.perf_counter() - start,
     )

@@ -14,7 +14,7 @@ from test_batch import FAST, TINY, check_folder, fingerprint, fingerprints_in_fr
 from specnir.cli import main
 from specnir.codec import decode
 from specnir.codec.container import pack_decoder, unpack_decoder
-from specnir.codec.pipeline import Settings, compress_sets
+from specnir.codec.pipeline import Settings, compress_sets, rd_cost
 from specnir.codec.shared import DECODER_FILE, SharedDecoder, find_decoder, fit_decoder, load_decoder
 from specnir.corpus import MANIFEST, find_sets
 from specnir.data import load_image_set
@@ -95,7 +95,8 @@ def test_info_on_a_decoder_and_on_a_file_that_uses_one(capsys):
     )
 
 
-def test_compress_with_a_decoder_refuses_what_it_cannot_code(tmp_path, tiny_wavs, capsys):
+def test_compress_with_a_decoder_refuses_what_it_cannot_code(tmp_path, tiny_wavs, capsys, monkeypatch):
+    monkeypatch.setattr("specnir.codec.pipeline.OWN_NETWORKS_ABOVE", float("inf"))  # (5 steps: no fallback)
     decoder = str(V3 / DECODER_FILE)
     args = ["compress", *map(str, tiny_wavs[:2]), "-o", str(tmp_path / "x.snir"), "--decoder", decoder]
     tiny = ["--sample-rate", "8000", "--n-fft", "256", "--hop-length", "64", "--n-mels", "16", "--quiet"]
@@ -111,6 +112,28 @@ def test_compress_with_a_decoder_refuses_what_it_cannot_code(tmp_path, tiny_wavs
     assert main([*args, "--quality", "2", *tiny, "--steps", "5"]) == 0
     blob = (tmp_path / "x.snir").read_bytes()
     assert blob[4] == 3 and decode(blob, decoder=SharedDecoder.from_bytes(Path(decoder).read_bytes())).names
+
+
+def test_a_set_the_decoder_serves_badly_is_also_fitted_with_its_own_networks(
+    tiny_wavs, tmp_path, monkeypatch
+):
+    """Above the threshold a set is fitted both ways and the file with the lower MSE + λ·bpp (its
+    weights' bits included) is kept; below it, only the shared decoder's (thresholds forced here)."""
+    decoder = load_decoder(V3 / DECODER_FILE)
+    assert decoder.reference_loss and decoder.header["fit"]["sets"] == 2
+    data = [load_image_set(tiny_wavs[:2], params=TINY)]
+    settings = Settings(quality=3, steps=20)
+    monkeypatch.setattr("specnir.codec.pipeline.OWN_NETWORKS_ABOVE", float("inf"))
+    shared = compress_sets(data, settings, progress=False, decoder=decoder)[0]
+    assert shared.report["decoder"] == decoder.id
+    monkeypatch.setattr("specnir.codec.pipeline.OWN_NETWORKS_ABOVE", 0.0)
+    both = compress_sets(data, settings, progress=False, decoder=decoder)[0]
+    own = compress_sets(data, settings, progress=False)[0]
+    kept = min((shared, own), key=rd_cost)
+    assert both.blob == kept.blob and both.blob[4] == (3 if kept is shared else 2)
+    monkeypatch.setattr("specnir.codec.pipeline.rd_cost", lambda r: -r.report["weight_bits"])
+    assert compress_sets(data, settings, progress=False, decoder=decoder)[0].blob == own.blob
+    assert decode(own.blob).names == ["tiny0", "tiny1"]  # its own networks: no decoder needed
 
 
 @pytest.mark.slow

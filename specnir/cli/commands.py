@@ -215,6 +215,7 @@ def cmd_info(args: argparse.Namespace) -> int:
             **{key: decoder.header[key] for key in ("arch", "mode", "quality", "model_config")},
             "weights": weights,
             "exponents": {e["name"]: e["exponent"] for e in decoder.header["tensors"]},
+            "fitted": decoder.header["fit"],
         }
         for key, value in described.items():
             print(f"  {key:<12} {value}")

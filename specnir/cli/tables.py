@@ -136,6 +136,11 @@ def batch_summary(report, *, shown: int = 10) -> str:
         + (f" (the shared decoder's {report.decoder_bytes:,} included)" if report.decoder_bytes else "")
         + f"; every set's line in {report.outdir / 'manifest.jsonl'}",
     ]
+    if report.own_networks:
+        lines.append(
+            f"  {report.own_networks} sets hold their own networks: the shared decoder served them far worse"
+            " than the sets it was fitted on, and their own did better"
+        )
     for name, error in list(report.failed.items())[:shown]:
         lines.append(f"  failed: {name}: {error}")
     if len(report.failed) > shown:

@@ -19,7 +19,9 @@ LEB128 varint, ``sv`` = zigzag varint, ``json`` = ``uv`` length + UTF-8 JSON obj
              weight tensors: ``0, 0``)
 
 A shared decoder's header (:func:`encode_decoder_header`) is the same fields without the images and the
-mode fields: mode, arch, quality, model_config, and the weight tensors.
+mode fields — mode, arch, quality, model_config, the weight tensors — then ``json`` fit: what the encoder
+needs again and the decoder does not (``loss``: the mean fitting loss, MSE + λ·bpp, of the sets it was
+fitted on, with its weights on their grids; ``sets``: how many).
 
 The dB range is kept to 1/100 dB (an 8-bit grey level is about 0.3 dB). Reading checks every count against
 :data:`~specnir.codec.header.LIMITS` and refuses truncated or trailing bytes.
@@ -191,6 +193,7 @@ def encode_decoder_header(header: dict) -> bytes:
     w = _Writer()
     _write_network(w, header)
     _write_tensors(w, header)
+    w.json(header.get("fit", {}))
     return bytes(w.out)
 
 
@@ -248,9 +251,9 @@ def decode_header(data: bytes, *, version: int = 2) -> dict:
 
 def decode_decoder_header(data: bytes) -> dict:
     """A shared decoder's header bytes → ``{format, arch, mode, quality, model_config, tensors,
-    weight_count}`` (tensor entries without names and shapes, as in :func:`decode_header`)."""
+    weight_count, fit}`` (tensor entries without names and shapes, as in :func:`decode_header`)."""
     r = Reader(data)
-    header = _read_network(r) | _read_tensors(r)
+    header = _read_network(r) | _read_tensors(r) | {"fit": r.json()}
     if r.pos != r.end:
         raise SpecnirError("trailing bytes after the header")
     return header

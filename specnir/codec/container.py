@@ -22,14 +22,14 @@ sets share) has the same framing with its own magic::
     CRC32 of every byte before it
 
 Its id is the first 8 bytes of the SHA-256 of all its bytes; a set's file names the decoder by that id,
-and decoding refuses a decoder with another id or with another model config than the set's (but λ).
+and decoding refuses a decoder with another id or another model config than the set's (λ aside).
 
 Version 1 (still read)::
 
     0 magic | 4 version (1) | 5 uint32 header length H | 9 header: UTF-8 JSON, keys sorted |
     9+H uint32 payload length P | 13+H payload | 13+H+P CRC32
 
-Header fields (as :func:`unpack` returns them, both versions; :mod:`specnir.codec.header` checks them):
+Header fields (as :func:`unpack` returns them, every version; :mod:`specnir.codec.header` checks them):
 
     format        "snir"
     arch          the architecture asked for: "gru", "siren" or "latent"

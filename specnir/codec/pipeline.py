@@ -36,6 +36,10 @@ from specnir.spectrogram import SpecParams, Spectrogram
 if TYPE_CHECKING:
     from specnir.codec.shared import SharedDecoder
 
+# A set whose loss with a shared decoder is above this many times the mean loss of the sets the decoder was
+# fitted on is also fitted with its own networks (the better file is kept): see compress_sets.
+OWN_NETWORKS_ABOVE = 2.0
+
 # What a damaged payload can raise inside torch, numpy or constriction (AssertionError: constriction).
 DECODE_ERRORS = (
     KeyError,
@@ -79,6 +83,8 @@ def decode(blob: bytes, *, source: str = "<bytes>", decoder: SharedDecoder | Non
     header, words = unpack(blob, source=source)
     shared = header.get("decoder")
     if shared:
+        if not isinstance(shared, str) or not isinstance(header.get("model_config"), dict):
+            raise SpecnirError(f"{source}: malformed .snir header (decoder)")
         if decoder is None:
             raise SpecnirError(
                 f"{source}: its networks are in the shared decoder {shared}, which was not given"
@@ -168,7 +174,9 @@ def compress_sets(
     Sets whose models stack (the latent mode: :mod:`specnir.models.stacked`) are fitted together as one
     model, each from the initial weights ``compress`` would give it with ``seed``; the rest are fitted one
     after another. With a shared ``decoder`` every set starts from its networks, frozen, and its file
-    holds only the latents. Every file is decoded and checked against its encoder's reconstruction.
+    holds only the latents — unless the decoder serves the set far worse than the sets it was fitted on
+    and the set's own networks do better (:func:`_own_networks_if_better`). Every file is decoded and
+    checked against its encoder's reconstruction.
     """
     coding, arch, _ = settings.coding()
     check_device(device)
@@ -192,7 +200,7 @@ def compress_sets(
             fit_whole(model, data, fit_config, progress)
             fit_seconds.append(time.perf_counter() - start - sum(fit_seconds))
     extra = {"steps": fit_config.steps, "sets_per_fit": len(sets) if stack else 1}
-    return [
+    results = [
         _code(
             coding,
             arch,
@@ -205,6 +213,27 @@ def compress_sets(
         )
         for model, data, seconds in zip(models, sets, fit_seconds, strict=True)
     ]
+    if decoder is None or decoder.reference_loss is None:
+        return results
+    own = settings, seed, device, progress
+    return [_own_networks_if_better(r, data, decoder, *own) for r, data in zip(results, sets, strict=True)]
+
+
+def _own_networks_if_better(result, data, decoder, settings, seed, device, progress) -> Compressed:
+    """A set that the shared decoder serves much worse than the sets it was fitted on (its loss above
+    :data:`OWN_NETWORKS_ABOVE` times theirs: noise in a speech corpus) is fitted with its own networks
+    too, and the file whose rate–distortion cost (MSE + λ · all its bits per pixel) is lower is kept."""
+    if result.report["quantized_loss"] <= OWN_NETWORKS_ABOVE * decoder.reference_loss:
+        return result
+    own = compress_sets([data], settings, seed=seed, device=device, progress=progress)[0]
+    return own if rd_cost(own) < rd_cost(result) else result
+
+
+def rd_cost(result: Compressed) -> float:
+    """MSE + λ · bits per pixel of a file: the fitting loss plus what its weights cost (none with a shared
+    decoder)."""
+    lam = result.decoded.header["model_config"]["lam"]
+    return result.report["quantized_loss"] + lam * result.report["weight_bits"] / result.report["pixels"]
 
 
 def build_models(sets: list[ImageSet], settings: Settings, *, seed: int) -> list[SpectrogramModel]:

@@ -56,6 +56,12 @@ class SharedDecoder:
     def id(self) -> str:
         return decoder_id(self.blob)
 
+    @property
+    def reference_loss(self) -> float | None:
+        """The mean fitting loss (MSE + λ·bpp) of the sets the decoder was fitted on, if recorded."""
+        loss = self.header.get("fit", {}).get("loss")
+        return float(loss) if isinstance(loss, int | float) and loss > 0 else None
+
     def weights(self) -> dict[str, torch.Tensor]:
         """The networks' weights by name, exactly on their grids."""
         try:
@@ -154,6 +160,7 @@ def fit_decoder(
 
     pixels = int(data.mask.sum()) * data.target.shape[1] / len(sets) * max(served, len(sets))
     exponents = rd_exponents(stacked, mean_loss, lam=stacked.config.lam, pixels=pixels)
+    reference = mean_loss()  # (the weights now on their grids)
     template = models[0]
     stacked.unstack([template])
     exponents = {name: exponents[name.replace(".", "__")] for name in template.weights()}
@@ -163,6 +170,7 @@ def fit_decoder(
         "mode": coding.name,
         "quality": settings.quality,
         "model_config": dataclasses.asdict(template.config),
+        "fit": {"loss": float(f"{reference:.6g}"), "sets": len(sets)},
     }
     header["tensors"], ints = tensor_entries(template, exponents)
     encoder = constriction.stream.queue.RangeEncoder()

@@ -166,7 +166,9 @@ def test_batch_writes_every_set_then_skips_them(corpus, tmp_path, capsys):
     assert "other settings (quality)" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("shared", [True, False], ids=["shared-decoder", "own-networks"])
+@pytest.mark.parametrize(
+    "shared", [True, pytest.param(False, marks=pytest.mark.slow)], ids=["shared-decoder", "own-networks"]
+)
 def test_one_set_per_fit_writes_the_bytes_compress_writes(corpus, tmp_path, shared):
     """With one set per fit, each file is what `compress` writes for its clips: with the batch's shared
     decoder (`compress --decoder`), or with its own networks (`--decoder-sets 0`)."""

@@ -13,6 +13,7 @@ beside the file and in the folders above (where ``specnir batch`` puts it).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,7 +64,11 @@ class SharedDecoder:
         return float(loss) if isinstance(loss, int | float) and loss > 0 else None
 
     def weights(self) -> dict[str, torch.Tensor]:
-        """The networks' weights by name, exactly on their grids."""
+        """The networks' weights by name, exactly on their grids (decoded once; callers copy them)."""
+        return self._weights
+
+    @functools.cached_property
+    def _weights(self) -> dict[str, torch.Tensor]:
         try:
             return decode_weights(constriction.stream.queue.RangeDecoder(self.words), self.header["tensors"])
         except (ValueError, RuntimeError, AssertionError) as exc:
@@ -82,9 +87,10 @@ class SharedDecoder:
     def load_into(self, model: SpectrogramModel) -> None:
         """Give ``model`` the decoder's weights, frozen (only its latents will learn)."""
         self.check_config(dataclasses.asdict(model.config), source="the set")
+        params = model.weights()
         with torch.no_grad():
             for name, value in self.weights().items():
-                param = model.weights()[name]
+                param = params[name]
                 param.copy_(value)
                 param.requires_grad_(False)
 

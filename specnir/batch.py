@@ -192,11 +192,8 @@ def run_batch(
         sharing = job.shared_sets() > 0 and len(sets) > 1
         if todo and sharing:
             decoder = _shared_decoder(outdir, sets, rows, job, decoder, progress)
-        # similar lengths in one fit (less padding), the longest first (parallel workers then finish
-        # together, not with the longest sets alone at the end); a set's work: the bytes of its clips
-        todo.sort(key=lambda s: max(_sizes(s), default=0), reverse=True)
-        work = {s.name: max(sum(_sizes(s)), 1) for s in todo}
-        chunks = [todo[k : k + sets_per_fit] for k in range(0, len(todo), sets_per_fit)]
+        work = {s.name: max(sum(_sizes(s)), 1) for s in todo}  # a set's work: the bytes of its clips
+        chunks = fit_chunks(todo, sets_per_fit)
         shared = decoder.blob if sharing and decoder else None
         if workers or ray_address:
             results = _ray_results(chunks, job, shared, workers=workers, address=ray_address)
@@ -244,6 +241,28 @@ def run_batch(
 def _log_line(count: str, seconds: float, eta: float, row: dict) -> str:
     result = f"{row['bpp']:.3f} bpp, {row['psnr']:.2f} dB" if row["status"] == "ok" else row["error"]
     return f"[{count}, {seconds / 60:.1f} min, about {eta:.1f} min left] {row['set']}: {result}"
+
+
+def fit_chunks(todo: list[CorpusSet], sets_per_fit: int) -> list[list[CorpusSet]]:
+    """The sets fitted together: similar lengths in one fit, the longest first (parallel workers then
+    finish together, not with the longest sets alone at the end), at most ``sets_per_fit`` a fit, and no
+    more than keep a fit's padding from doubling its work. (A fit pads every set to its widest image and
+    its most images, which a GPU computes: a 70-s prompt among 2-s ones would else cost the whole fit.)"""
+
+    def alone(s: CorpusSet) -> int:  # a set's work alone: its images, each as wide as its widest
+        return len(s.clips) * max(_sizes(s), default=0)
+
+    todo = sorted(todo, key=lambda s: max(_sizes(s), default=0), reverse=True)
+    chunks: list[list[CorpusSet]] = []
+    for corpus_set in todo:
+        if chunks and len(chunks[-1]) < sets_per_fit:
+            joined = chunks[-1] + [corpus_set]
+            padded = len(joined) * max(len(s.clips) for s in joined) * max(_sizes(joined[0]), default=0)
+            if padded <= 2 * sum(map(alone, joined)):
+                chunks[-1] = joined
+                continue
+        chunks.append([corpus_set])
+    return chunks
 
 
 def _sizes(corpus_set: CorpusSet) -> list[int]:

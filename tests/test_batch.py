@@ -16,11 +16,12 @@ import pytest
 import torch
 from conftest import TINY_SPEC_ARGS
 
+from specnir.batch import fit_chunks
 from specnir.cli import main
 from specnir.codec import decode
 from specnir.codec.pipeline import Settings, compress_sets
 from specnir.codec.shared import DECODER_FILE, load_decoder
-from specnir.corpus import MANIFEST, append_row, find_sets, read_manifest, split_evenly
+from specnir.corpus import MANIFEST, CorpusSet, append_row, find_sets, read_manifest, split_evenly
 from specnir.data import load_image_set
 from specnir.models import LatentCodec, LatentConfig
 from specnir.models.stacked import StackedLatents
@@ -83,6 +84,33 @@ def test_sets_by_folder_and_by_order(corpus, tmp_path):
     assert main(["batch", str(tmp_path), "-o", str(tmp_path / "out"), "--quiet"]) == 2  # nothing to do
 
 
+def test_fits_group_similar_sets_and_keep_the_padding_below_the_work(tmp_path):
+    """Sets go into fits longest first, at most B a fit, and a fit stops taking sets before padding every
+    set to its widest clip would double its work: one 70-s prompt does not join 30 short sets."""
+
+    def corpus_set(name: str, sizes: list[int]) -> CorpusSet:
+        clips = []
+        for k, size in enumerate(sizes):
+            (tmp_path / f"{name}-{k}.wav").write_bytes(b"x" * size)
+            clips.append(tmp_path / f"{name}-{k}.wav")
+        return CorpusSet(name, tuple(clips))
+
+    sets = [corpus_set(f"short{k:02}", [20 + k % 3] * 5) for k in range(30)]
+    sets += [corpus_set("long", [700]), corpus_set("mid", [60] * 3)]
+    chunks = fit_chunks(sets, 16)
+    assert sorted(s.name for chunk in chunks for s in chunk) == sorted(s.name for s in sets)
+    # "long" with "mid" would pad to 2 sets × 3 clips × 700 = 4,200 > 2 × (700 + 180); "mid" with a short
+    # set to 2 × 5 × 60 = 600 > 2 × (180 + 5 × 22); the short sets, alike, fill fits of 16
+    assert [[s.name for s in chunk] for chunk in chunks[:2]] == [["long"], ["mid"]]
+    assert [len(chunk) for chunk in chunks] == [1, 1, 16, 14]
+    for chunk in chunks:
+        widest = max(c.stat().st_size for s in chunk for c in s.clips)
+        alone = sum(len(s.clips) * max(c.stat().st_size for c in s.clips) for s in chunk)
+        assert len(chunk) * max(len(s.clips) for s in chunk) * widest <= 2 * alone
+    assert [len(chunk) for chunk in fit_chunks(sets[:30], 16)] == [16, 14]  # alike: B a fit
+    assert [len(chunk) for chunk in fit_chunks(sets[:30], 1)] == [1] * 30
+
+
 def test_a_manifest_line_cut_short_is_skipped(tmp_path):
     path = tmp_path / MANIFEST
     append_row(path, {"set": "a/000", "status": "ok"})
@@ -92,12 +120,17 @@ def test_a_manifest_line_cut_short_is_skipped(tmp_path):
     assert list(read_manifest(path)) == ["a/000", "a/001"]
 
 
-@pytest.mark.parametrize("batched", [False, True], ids=["per-set-entropy", "batched-entropy"])
-def test_stacked_latents_compute_each_sets_own_loss(batched, monkeypatch):
+@pytest.mark.parametrize(
+    ("batched", "shared"),
+    [(False, False), (True, False), (False, True), (True, True)],
+    ids=["per-set", "batched", "per-set-shared", "batched-shared"],
+)
+def test_stacked_latents_compute_each_sets_own_loss(batched, shared, monkeypatch):
     """Three sets of unequal counts and widths (not multiples of the grids' scales) as one model: every
-    set's loss and decode are its own model's (eval: rounded latents), with the entropy model run per set
-    (the CPU's way) or as batched products (the GPU's)."""
-    monkeypatch.setattr("specnir.models.stacked.BATCHED_ENTROPY", {"cpu"} if batched else set())
+    set's loss and decode are its own model's (eval: rounded latents), with the entropy model and the
+    synthesis run per set (the CPU's way: the same arithmetic) or all sets at once (the GPU's: equal up to
+    rounding), each set with its own networks or all with the first's (a shared decoder)."""
+    monkeypatch.setattr("specnir.models.stacked.BATCHED", {"cpu"} if batched else set())
     widths = [[150, 133, 141], [97, 120], [160, 160, 150, 111]]
     models, targets, masks = [], [], []
     for ws in widths:
@@ -106,11 +139,14 @@ def test_stacked_latents_compute_each_sets_own_loss(batched, monkeypatch):
         with torch.no_grad():
             for p in model.parameters():
                 p.add_(torch.randn_like(p) * (3 if p.dim() == 3 else 0.1))
+            if shared and models:
+                for name, p in model.weights().items():
+                    p.copy_(models[0].weights()[name])
         mask = (torch.arange(max(ws))[None, None, :] < torch.tensor(ws)[:, None, None]).float()
         models.append(model.eval())
         targets.append(torch.rand(len(ws), 32, max(ws)) * mask)
         masks.append(mask)
-    stacked = StackedLatents(models, widths).eval()
+    stacked = StackedLatents(models, widths, shared=shared).eval()
     joined = torch.cat([torch.nn.functional.pad(t, (0, stacked.width - t.shape[-1])) for t in targets])
     with torch.no_grad():
         losses = stacked.set_losses(joined)
@@ -119,8 +155,13 @@ def test_stacked_latents_compute_each_sets_own_loss(batched, monkeypatch):
         recon, start = stacked(), 0
         for model, ws in zip(models, widths, strict=True):
             alone = model()
+            assert recon[start : start + len(ws)].abs().max() > 0.1  # (not trivially equal)
             for k, w in enumerate(ws):
-                assert torch.equal(recon[start + k, :, :w], alone[k, :, :w])
+                if batched:
+                    torch.testing.assert_close(recon[start + k, :, :w], alone[k, :, :w], rtol=0, atol=1e-5)
+                else:
+                    assert torch.equal(recon[start + k, :, :w], alone[k, :, :w])
+                assert not recon[start + k, :, max(ws) :].any()  # zero past the set's width
             start += len(ws)
 
 

@@ -157,16 +157,18 @@ def fit_decoder(
     models = build_models(sets, settings, seed=seed)
     stacked = StackedLatents(models, [d.widths for d in sets], shared=True)
     fit_whole(stacked, joined(sets), fit_config_for(settings, seed=seed, device=device), progress)
-    stacked.cpu().eval()
+    stacked.to(device).eval()  # (the grid search below: ~100 losses of all K sets, on the fitting device)
     data = joined(sets)
+    target = data.target.to(device)
 
     def mean_loss() -> float:  # per set, as each set's file will see it
         with torch.no_grad():
-            return float(stacked.set_losses(data.target).mean())
+            return float(stacked.set_losses(target).mean())
 
     pixels = int(data.mask.sum()) * data.target.shape[1] / len(sets) * max(served, len(sets))
     exponents = rd_exponents(stacked, mean_loss, lam=stacked.config.lam, pixels=pixels)
     reference = mean_loss()  # (the weights now on their grids)
+    stacked.cpu()
     template = models[0]
     stacked.unstack([template])
     exponents = {name: exponents[name.replace(".", "__")] for name in template.weights()}

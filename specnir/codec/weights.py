@@ -208,7 +208,7 @@ def rd_exponents(
             rounded = round_to_step(original, exponent)
             with torch.no_grad():
                 param.copy_(rounded)
-            bits = weight_bits(to_integers(rounded, exponent).reshape(-1).numpy())
+            bits = weight_bits(to_integers(rounded, exponent).reshape(-1).cpu().numpy())
             cost = loss_fn() + lam * bits / pixels
             if best is None or cost < best[0]:
                 best, worse = (cost, exponent, rounded), 0

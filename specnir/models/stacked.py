@@ -3,8 +3,11 @@
 ``StackedLatents(models, widths)`` takes B :class:`~specnir.models.latent.LatentCodec` s — one per set, each
 built and seeded exactly as ``compress`` builds it — and computes all B losses in one pass: the latents'
 rounding, the entropy MLP (batched matrix products, one weight matrix per set), the rates, the errors and
-the optimiser step run once for all sets; the synthesis runs per set, at the set's own size and through
-the same layers as a fit of the set alone (:func:`~specnir.models.latent.synthesis_input`). Sets are
+the optimiser step run once for all sets. On a CPU the synthesis runs per set, at the set's own size and
+through the same layers as a fit of the set alone (:func:`~specnir.models.latent.synthesis_input`); on a
+GPU, where B small launches a step would leave it idle, all sets are synthesised at once (grouped
+convolutions, one group per set; the up-sampling as products with each set's interpolation matrices),
+with every set's pixels those of its own synthesis up to the arithmetic's rounding. Sets are
 padded to the widest set and the most images (masked out: padding costs nothing), so every set
 minimises exactly its own ``MSE + λ · bits per pixel``; only the arithmetic's order and the training
 noise (one draw for all sets) differ from a fit of the set alone. :meth:`unstack` puts each set's weights
@@ -32,9 +35,23 @@ from specnir.models.latent import (
     training_rounding,
 )
 
-# Devices where the entropy MLP runs as one batched product per layer for all sets; elsewhere (a CPU) small
-# batched products are slower than one product per set.
-BATCHED_ENTROPY = {"cuda"}
+# Devices where the entropy MLP and the synthesis run once for all sets (batched products, grouped
+# convolutions); on a CPU these are slower than one set at a time (measured: grouped synthesis 2× per set).
+BATCHED = {"cuda"}
+
+
+def linear_taps(size: int, out: int, *, pad_to: int = 0, dense: bool = False):
+    """Linear up-sampling from ``size`` to ``out`` samples as ``F.interpolate`` computes it (half-pixel
+    centres): the matrix ``(out, size)`` (``dense``), or every output's two source indices and weights
+    ``(2, pad_to)``, the last output's repeated up to ``pad_to``."""
+    matrix = F.interpolate(torch.eye(size)[None], size=out, mode="linear", align_corners=False)[0].T
+    if dense:
+        return matrix
+    weight, index = F.pad(matrix, (0, 1)).topk(2, dim=1)  # (out, 2): at most two sources are not zero
+    index = torch.where(weight > 0, index, index[:, :1])  # (a zero weight's index: any real one)
+    repeat = torch.full((max(pad_to - out, 0),), out - 1)
+    index, weight = (torch.cat([t, t[repeat]]).T.contiguous() for t in (index, weight))
+    return index, weight
 
 
 def can_stack(models: list[SpectrogramModel]) -> bool:
@@ -66,7 +83,7 @@ class StackedLatents(SpectrogramModel):
         height, width = first.height, max(m.width for m in models)
         super().__init__(first.config, n_images=sum(m.n_images for m in models), height=height, width=width)
         self.template = [first]  # the layers' shapes and padding (a list: its parameters are not ours)
-        self.scales, self.sets, self.per_set = first.scales, b, n
+        self.scales, self.sets, self.per_set, self.shared = first.scales, b, n, shared
         self.register_buffer("lam", torch.tensor([m.config.lam for m in models]))
         real = [s * n + k for s, m in enumerate(models) for k in range(m.n_images)]
         self.register_buffer("real", torch.tensor(real))  # rows of the (B·n) padded images that exist
@@ -83,6 +100,11 @@ class StackedLatents(SpectrogramModel):
             self.register_buffer(f"mask{g}", coded_columns(flat, w, s).view(b, n, 1, w))
         # each set's image count, width and latent grid widths
         self.shapes = [(m.n_images, m.width, [y.shape[-1] for y in m.latents]) for m in models]
+        for g, y in enumerate(first.latents):  # the up-sampling's taps (see _synthesize_together)
+            self.register_buffer(f"rows{g}", linear_taps(y.shape[-2], height, dense=True), persistent=False)
+            taps = [linear_taps(sizes[g], w, pad_to=width) for _, w, sizes in self.shapes]
+            self.register_buffer(f"taps{g}", torch.stack([t[0] for t in taps]), persistent=False)
+            self.register_buffer(f"tap_weights{g}", torch.stack([t[1] for t in taps]), persistent=False)
         owners = models[:1] if shared else models  # shared: one synthesis and entropy model for all sets
         self.stacked = nn.ParameterDict(
             {
@@ -121,9 +143,9 @@ class StackedLatents(SpectrogramModel):
         return out
 
     def _synthesize(self, latents: list[torch.Tensor]) -> torch.Tensor:
-        """Grids ``(B, n, h_g, w_g)`` → images ``(B, n, H, W)``: each set through its own synthesis at its
-        own size (the convolutions dominate and gain nothing from grouping on a CPU; on a GPU they are
-        B small launches a step)."""
+        """Grids ``(B, n, h_g, w_g)`` → images ``(B, n, H, W)``, zero past each set's width."""
+        if latents[0].device.type in BATCHED:
+            return self._synthesize_together(latents)
         first, out = self.template[0], []
         frequency = first.frequency.to(latents[0].device)
         for k, (n, width, sizes) in enumerate(self.shapes):
@@ -136,9 +158,49 @@ class StackedLatents(SpectrogramModel):
             out.append(F.pad(image, (0, self.width - width, 0, 0, 0, self.per_set - n)))
         return torch.stack(out)
 
+    def _synthesize_together(self, latents: list[torch.Tensor]) -> torch.Tensor:
+        """:meth:`_synthesize` for all sets at once. Each set's grids are up-sampled to its own width by
+        the taps of :func:`linear_taps` (what ``F.interpolate`` computes, as products), its last column
+        repeated to the widest set's; before every padded (3 × 3, replicate) convolution the columns past
+        a set's width again copy its last, which is what the set's replicate padding reads alone. The
+        convolutions are grouped by set (one group when the sets share their networks)."""
+        first, b, n = self.template[0], self.sets, self.per_set
+        columns = torch.arange(self.width, device=latents[0].device)
+        last = torch.tensor([width - 1 for _, width, _ in self.shapes], device=columns.device)
+        inside = (columns[None, :] <= last[:, None]).view(1, b, 1, self.width)
+        up = []
+        for g, y in enumerate(latents):
+            index, weight = getattr(self, f"taps{g}"), getattr(self, f"tap_weights{g}")  # (B, 2, W)
+            wide = sum(
+                torch.take_along_dim(y, index[:, None, None, t], -1) * weight[:, None, None, t]
+                for t in range(2)
+            )  # (B, n, h_g, W)
+            up.append(torch.matmul(getattr(self, f"rows{g}"), wide))  # (B, n, H, W)
+        frequency = first.frequency.to(y.device)[None, None, :, None].expand(b, n, self.height, self.width)
+        x = torch.stack([*up, frequency], 2)  # (B, n, G + 1, H, W)
+        groups = 1 if self.shared else b
+        x = x.flatten(0, 1) if self.shared else x.transpose(0, 1).flatten(1, 2)  # (B·n, C, ..) | (n, B·C, ..)
+        for i, layer in enumerate(first.synthesis):
+            if isinstance(layer, nn.ReLU):
+                x = F.relu(x)
+                continue
+            if layer.padding != (0, 0):  # 3 × 3, replicate: the columns past a set's width copy its last
+                lead = x.view(1 if self.shared else n, b, -1, self.width)  # sets on dimension 1
+                edge = torch.take_along_dim(lead, last.view(1, b, 1, 1), -1)
+                x = torch.where(inside, lead, edge).view(x.shape)
+                x = F.pad(x, (1, 1, 1, 1), mode="replicate")
+            weight, bias = (self.stacked[f"synthesis__{i}__{p}"].flatten(0, 1) for p in ("weight", "bias"))
+            x = F.conv2d(x, weight, bias, groups=groups)
+        image = (
+            x.view(b, n, self.height, self.width)
+            if self.shared
+            else x.view(n, b, self.height, -1).transpose(0, 1)
+        )
+        return image * inside.view(b, 1, 1, self.width)
+
     def _bits(self, latents: list[torch.Tensor]) -> torch.Tensor:
         """Bits of each set's latents under its own entropy model, ``(B,)``."""
-        if latents[0].device.type in BATCHED_ENTROPY:
+        if latents[0].device.type in BATCHED:
             return sum(self._grid_bits(g, y) for g, y in enumerate(latents))
         return torch.stack([self._set_bits(k, latents) for k in range(self.sets)])
 

@@ -6,7 +6,7 @@ rounding, the entropy MLP (batched matrix products, one weight matrix per set), 
 the optimiser step run once for all sets. On a CPU the synthesis runs per set, at the set's own size and
 through the same layers as a fit of the set alone (:func:`~specnir.models.latent.synthesis_input`); on a
 GPU, where B small launches a step would leave it idle, all sets are synthesised at once (grouped
-convolutions, one group per set; the up-sampling as products with each set's interpolation matrices),
+convolutions, one group per set; the up-sampling by each set's own linear taps, :func:`linear_taps`),
 with every set's pixels those of its own synthesis up to the arithmetic's rounding. Sets are
 padded to the widest set and the most images (masked out: padding costs nothing), so every set
 minimises exactly its own ``MSE + λ · bits per pixel``; only the arithmetic's order and the training

@@ -24,7 +24,7 @@ from specnir.codec.shared import DECODER_FILE, load_decoder
 from specnir.corpus import MANIFEST, CorpusSet, append_row, find_sets, read_manifest, split_evenly
 from specnir.data import load_image_set
 from specnir.models import LatentCodec, LatentConfig
-from specnir.models.stacked import StackedLatents
+from specnir.models.stacked import StackedLatents, linear_taps
 from specnir.reader import decode_file
 from specnir.spectrogram import SpecParams
 
@@ -118,6 +118,18 @@ def test_a_manifest_line_cut_short_is_skipped(tmp_path):
     with open(path, "a") as f:
         f.write('{"set": "a/002", "stat')  # what a kill during a write could leave
     assert list(read_manifest(path)) == ["a/000", "a/001"]
+
+
+@pytest.mark.parametrize(("size", "out"), [(1, 5), (2, 3), (19, 150), (38, 150), (20, 160)])
+def test_linear_taps_up_sample_as_interpolate_does(size, out):
+    """The GPU's up-sampling taps give F.interpolate's values, and repeat the last one past ``out``."""
+    y = torch.randn(3, size)
+    expected = torch.nn.functional.interpolate(y[None], size=out, mode="linear", align_corners=False)[0]
+    index, weight = linear_taps(size, out, pad_to=out + 4)
+    got = (y[:, index] * weight).sum(1)  # (3, out + 4)
+    torch.testing.assert_close(got[:, :out], expected, rtol=0, atol=1e-6)
+    assert torch.equal(got[:, out:], got[:, out - 1 : out].expand(3, 4))
+    torch.testing.assert_close(y @ linear_taps(size, out, dense=True).T, expected, rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize(

@@ -248,20 +248,20 @@ def fit_chunks(todo: list[CorpusSet], sets_per_fit: int) -> list[list[CorpusSet]
     finish together, not with the longest sets alone at the end), at most ``sets_per_fit`` a fit, and no
     more than keep a fit's padding from doubling its work. (A fit pads every set to its widest image and
     its most images, which a GPU computes: a 70-s prompt among 2-s ones would else cost the whole fit.)"""
-
-    def alone(s: CorpusSet) -> int:  # a set's work alone: its images, each as wide as its widest
-        return len(s.clips) * max(_sizes(s), default=0)
-
-    todo = sorted(todo, key=lambda s: max(_sizes(s), default=0), reverse=True)
+    sizes = {s.name: _sizes(s) or [0] for s in todo}  # (each clip's size read once)
+    todo = sorted(todo, key=lambda s: max(sizes[s.name]), reverse=True)
     chunks: list[list[CorpusSet]] = []
+    alone = 0  # the last fit's work with every set alone: its images, each as wide as its widest
     for corpus_set in todo:
+        own = len(corpus_set.clips) * max(sizes[corpus_set.name])
         if chunks and len(chunks[-1]) < sets_per_fit:
             joined = chunks[-1] + [corpus_set]
-            padded = len(joined) * max(len(s.clips) for s in joined) * max(_sizes(joined[0]), default=0)
-            if padded <= 2 * sum(map(alone, joined)):
-                chunks[-1] = joined
+            padded = len(joined) * max(len(s.clips) for s in joined) * max(sizes[joined[0].name])
+            if padded <= 2 * (alone + own):
+                chunks[-1], alone = joined, alone + own
                 continue
         chunks.append([corpus_set])
+        alone = own
     return chunks
 
 

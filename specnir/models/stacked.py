@@ -100,6 +100,9 @@ class StackedLatents(SpectrogramModel):
             self.register_buffer(f"mask{g}", coded_columns(flat, w, s).view(b, n, 1, w))
         # each set's image count, width and latent grid widths
         self.shapes = [(m.n_images, m.width, [y.shape[-1] for y in m.latents]) for m in models]
+        last = torch.tensor([w - 1 for _, w, _ in self.shapes])  # each set's last column (for the GPU)
+        self.register_buffer("last_column", last, persistent=False)
+        self.register_buffer("inside", (torch.arange(width)[None, :] <= last[:, None]), persistent=False)
         for g, y in enumerate(first.latents):  # the up-sampling's taps (see _synthesize_together)
             self.register_buffer(f"rows{g}", linear_taps(y.shape[-2], height, dense=True), persistent=False)
             taps = [linear_taps(sizes[g], w, pad_to=width) for _, w, sizes in self.shapes]
@@ -165,9 +168,7 @@ class StackedLatents(SpectrogramModel):
         a set's width again copy its last, which is what the set's replicate padding reads alone. The
         convolutions are grouped by set (one group when the sets share their networks)."""
         first, b, n = self.template[0], self.sets, self.per_set
-        columns = torch.arange(self.width, device=latents[0].device)
-        last = torch.tensor([width - 1 for _, width, _ in self.shapes], device=columns.device)
-        inside = (columns[None, :] <= last[:, None]).view(1, b, 1, self.width)
+        last, inside = self.last_column, self.inside.view(1, b, 1, self.width)  # (B,), inside a set's width
         up = []
         for g, y in enumerate(latents):
             index, weight = getattr(self, f"taps{g}"), getattr(self, f"tap_weights{g}")  # (B, 2, W)

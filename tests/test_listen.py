@@ -58,6 +58,7 @@ def test_page_lists_every_clip_by_bitrate_with_its_files(page):
     assert second_latent.group(1) == "–"  # PESQ refused the clip: a dash, not "nan"
 
 
+@pytest.mark.slow  # a browser start: 17 s
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (Debian package chromium)")
 def test_every_recording_and_image_loads_in_headless_chromium(page, tmp_path):
     flags = [

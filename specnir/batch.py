@@ -119,12 +119,14 @@ def _row(corpus_set: CorpusSet, job: BatchJob, *, start: float, report=None, err
             "seconds": round(time.perf_counter() - start, 2),
             "settings": job.record(),
         }
+    ratio = report.get("decoder_loss_ratio")  # (none without a shared decoder)
     return {
         **row,
         "status": "ok",
         "bytes": report["bytes"],
         "weight_bytes": round(report["weight_bits"] / 8),  # of the networks (0: in the shared decoder)
         "decoder": report["decoder"],
+        "decoder_loss_ratio": None if ratio is None else round(ratio, 3),
         "pixels": report["pixels"],
         "bpp": round(report["bpp"], 5),
         "psnr": round(report["psnr"], 3),

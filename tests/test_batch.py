@@ -221,6 +221,7 @@ def test_batch_writes_every_set_then_skips_them(corpus, tmp_path, capsys):
     assert {r["decoder"] for r in rows.values()} == {decoder.id} and {
         r["weight_bytes"] for r in rows.values()
     } == {0}
+    assert all(r["decoder_loss_ratio"] > 0 for r in rows.values())  # (above the threshold: fitted twice)
     assert all((out / r["file"]).read_bytes()[4] == 3 for r in rows.values())
     total = sum(r["bytes"] for r in rows.values()) + len(decoder.blob)
     assert f"{total:,} bytes" in summary and f"the shared decoder's {len(decoder.blob):,} included" in summary

@@ -12,6 +12,7 @@ from PIL import Image
 from test_batch import FAST, TINY, check_folder, fingerprint, fingerprints_in_fresh_process
 
 from specnir.cli import main
+from specnir.cli.tables import compress_summary
 from specnir.codec import decode
 from specnir.codec.container import pack_decoder, unpack_decoder
 from specnir.codec.pipeline import Settings, compress_sets, rd_cost
@@ -125,12 +126,18 @@ def test_a_set_the_decoder_serves_badly_is_also_fitted_with_its_own_networks(
     settings = Settings(quality=3, steps=20)
     monkeypatch.setattr("specnir.codec.pipeline.OWN_NETWORKS_ABOVE", float("inf"))
     shared = compress_sets(data, settings, progress=False, decoder=decoder)[0]
-    assert shared.report["decoder"] == decoder.id
+    assert shared.report["decoder"] == decoder.id and not shared.report["both_fitted"]
+    ratio = shared.report["quantized_loss"] / decoder.reference_loss
+    assert shared.report["decoder_loss_ratio"] == pytest.approx(ratio) and ratio > 0
     monkeypatch.setattr("specnir.codec.pipeline.OWN_NETWORKS_ABOVE", 0.0)
     both = compress_sets(data, settings, progress=False, decoder=decoder)[0]
     own = compress_sets(data, settings, progress=False)[0]
     kept = min((shared, own), key=rd_cost)
     assert both.blob == kept.blob and both.blob[4] == (3 if kept is shared else 2)
+    assert both.report["both_fitted"] and both.report["decoder_loss_ratio"] == pytest.approx(ratio)
+    summary = compress_summary(Path("x.snir"), both.report, header=both.decoded.header, n_images=2)
+    assert f"loss was {ratio:.2f} ×" in summary
+    assert f"{'its own' if kept is own else 'the decoder'}" in summary
     monkeypatch.setattr("specnir.codec.pipeline.rd_cost", lambda r: -r.report["weight_bits"])
     assert compress_sets(data, settings, progress=False, decoder=decoder)[0].blob == own.blob
     assert decode(own.blob).names == ["tiny0", "tiny1"]  # its own networks: no decoder needed

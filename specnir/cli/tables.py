@@ -70,6 +70,12 @@ def compress_summary(output: Path, report: dict, *, header: dict, n_images: int)
         coded = ", ".join(f"{b / 8:,.0f}" for b in r["latent_grid_bits"])
         ratio = sum(r["latent_grid_bits"]) / max(sum(r["latent_estimate_bits"]), 1e-9)
         lines.append(f"  latents: {coded} bytes per grid ({ratio:.4f} × the entropy model's estimate)")
+    if r.get("both_fitted"):
+        kept = "the decoder's" if r.get("decoder") else "its own"
+        lines.append(
+            f"  with the shared decoder this set's loss was {r['decoder_loss_ratio']:.2f} × that of the sets"
+            f" it was fitted on: fitted with its own networks too, and {kept} kept (lower MSE + λ·bits)"
+        )
     lines.append(f"  fit {r['fit_seconds']:.0f} s, coding and verification {r['code_seconds']:.1f} s")
     return "\n".join(lines)
 

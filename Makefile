@@ -21,7 +21,7 @@ $(VENV)/.dev: $(VENV)/.runtime
 demo: $(VENV)/.runtime
 	$(BIN)/specnir fit --arch gru --steps 500 --eval-every 100 -o runs/demo
 
-# Every test (about 3 minutes on 2 cores); CI runs this.
+# Every test (about 7 minutes on 2 cores); CI runs this.
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest -q
 

@@ -17,7 +17,7 @@ beyond the corpus's count repeats its sets in order (the JSON says how many are 
 not change what a step costs). ``--decoder-sets K`` first fits a shared decoder on K sets spread over the
 corpus (timed apart) and fits every set with it, as ``specnir batch`` does by default. ``--per-set B...``
 times these B again with the per-set arithmetic a CPU uses (one synthesis and entropy model call per set
-and step) instead of the batched one (``specnir.models.stacked.BATCHED``): what batching buys on a GPU.
+and step) instead of the batched one (``compress_sets(..., batched=False)``): what batching buys on a GPU.
 """
 
 from __future__ import annotations
@@ -33,22 +33,29 @@ import soundfile as sf
 import torch
 
 from specnir.cli.args import add_spectrogram_args, spectrogram_params
-from specnir.codec.pipeline import Settings, compress_sets
-from specnir.codec.shared import fit_decoder
+from specnir.codec.decoder_fit import fit_decoder
+from specnir.codec.encode import Settings, compress_sets
+from specnir.codec.networks import networks_for
 from specnir.corpus import find_sets
 from specnir.data import load_image_set
 from specnir.errors import atomic_path
-from specnir.models import stacked
 
 
 def measure(
-    sets, settings: Settings, batch: int, device: str, *, fits: int | None, decoder
+    sets, settings: Settings, batch: int, device: str, *, fits: int | None, decoder, batched: bool
 ) -> tuple[list[float], list[dict]]:
     """Wall seconds of each fit (of ``batch`` sets; the first ``fits``) and every set's report."""
     seconds, reports = [], []
     for k in list(range(0, len(sets), batch))[:fits]:
         start = time.perf_counter()
-        results = compress_sets(sets[k : k + batch], settings, device=device, progress=False, decoder=decoder)
+        results = compress_sets(
+            sets[k : k + batch],
+            settings,
+            device=device,
+            progress=False,
+            networks=networks_for(decoder),
+            batched=batched,
+        )
         seconds.append(time.perf_counter() - start)
         reports += [r.report for r in results]
     return seconds, reports
@@ -129,17 +136,18 @@ def main(argv: list[str] | None = None) -> int:
         "params": params.to_dict(),
         "rows": rows,
     }
-    batched = stacked.BATCHED
     for batch, arithmetic in [(b, "batched") for b in args.batch_sizes] + [
         (b, "per-set") for b in args.per_set
     ]:
-        stacked.BATCHED = batched if arithmetic == "batched" else set()
-        seconds, reports = measure(sets, settings, batch, args.device, fits=args.fits, decoder=decoder)
+        batched = arithmetic == "batched" and args.device != "cpu"
+        seconds, reports = measure(
+            sets, settings, batch, args.device, fits=args.fits, decoder=decoder, batched=batched
+        )
         per_set = statistics.median(seconds) / batch
         code = statistics.median(r["code_seconds"] for r in reports)
         row = {
             "sets_per_fit": batch,
-            "arithmetic": arithmetic if batch > 1 and args.device in batched else "per-set",
+            "arithmetic": "batched" if batch > 1 and batched else "per-set",
             "fits": len(seconds),
             "wall_seconds": [round(s, 2) for s in seconds],
             "per_set_s": round(per_set, 3),

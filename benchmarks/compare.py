@@ -18,16 +18,14 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
+from common import ROOT, machine, sized_config, write_json
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, machine, sized_config, write_json  # noqa: E402
-
-from specnir.data import load_image_set  # noqa: E402
-from specnir.fit import FitConfig, fit  # noqa: E402
-from specnir.models import MODELS  # noqa: E402
-from specnir.spectrogram import SpecParams  # noqa: E402
+from specnir.data import load_image_set
+from specnir.fit import FitConfig, fit
+from specnir.models import MODELS
+from specnir.spectrogram import SpecParams
 
 
 def parse_design(text: str) -> tuple[str, dict]:

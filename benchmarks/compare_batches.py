@@ -1,7 +1,6 @@
 """Two `specnir batch` folders of one corpus, set by set: bytes, PSNR and seconds on the sets both finished.
 
-    python benchmarks/compare_batches.py out/asterisk-500 out/asterisk-500s \\
-        -o docs/corpus/asterisk-shared.json
+    python benchmarks/compare_batches.py out/corpus-a out/corpus-b -o out/compare.json
 
 Each folder's total counts its shared decoder (``decoder.snird``) if its sets use one; sets whose name
 contains an ``--exclude`` part (default ``silence``) are listed apart. Prints a summary and writes JSON.
@@ -15,7 +14,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from specnir.codec.shared import DECODER_FILE
+from specnir.codec.decoders import DECODER_FILE
 from specnir.corpus import MANIFEST, read_manifest
 from specnir.errors import atomic_path
 

@@ -1,9 +1,9 @@
 """A compressed corpus against FLAC of its audio and the classical image codecs of its spectrograms.
 
-    python benchmarks/corpus_compare.py out/asterisk -o docs/corpus/asterisk-en.json --every 4
+    python benchmarks/corpus_compare.py out/asterisk-1500 -o docs/corpus/asterisk-1500.json --every 4
 
 Reads a ``specnir batch`` folder's manifest. For every finished set it codes the same 8-bit images with
-AVIF, JPEG-XL and WebP at each of their settings (:func:`specnir.bench.rd.run_classical`) and finds, by
+AVIF, JPEG-XL and WebP at each of their settings (:func:`specnir.bench.codecs.run_classical`) and finds, by
 interpolating log-bytes against PSNR between settings, what each codec needs to reach the set's PSNR;
 the totals over the corpus are then at equal quality set by set. Sets whose PSNR a codec's range does not
 reach are counted at its nearest setting above (or left out, and counted, where none is above). Also:
@@ -31,9 +31,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from specnir.bench.rd import LOSSY_ANCHORS, run_classical
-from specnir.codec import eight_bit
-from specnir.codec.shared import DECODER_FILE
+from specnir.bench.bdrate import LOSSY_ANCHORS
+from specnir.bench.codecs import run_classical
+from specnir.codec.decoders import DECODER_FILE
+from specnir.codec.encode import eight_bit
 from specnir.corpus import MANIFEST, read_manifest
 from specnir.data import load_image_set
 from specnir.errors import atomic_path

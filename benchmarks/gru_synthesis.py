@@ -20,18 +20,16 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from common import ROOT, machine, write_json
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, machine, write_json  # noqa: E402
-
-from specnir.codec.modes import MODES  # noqa: E402
-from specnir.codec.pipeline import eight_bit  # noqa: E402
-from specnir.data import load_image_set  # noqa: E402
-from specnir.fit import FitConfig, fit  # noqa: E402
-from specnir.metrics import psnr_from_mse  # noqa: E402
-from specnir.models.latent import LatentCodec  # noqa: E402
-from specnir.spectrogram import SpecParams  # noqa: E402
+from specnir.codec.encode import eight_bit
+from specnir.codec.modes import MODES
+from specnir.data import load_image_set
+from specnir.fit import FitConfig, fit
+from specnir.metrics import psnr_from_mse
+from specnir.models.latent import LatentCodec
+from specnir.spectrogram import SpecParams
 
 
 class GRUSynthesisCodec(LatentCodec):

@@ -20,8 +20,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT  # noqa: E402
+from common import ROOT
 
 
 def _settings(text: str) -> dict:
@@ -35,7 +34,7 @@ def _settings(text: str) -> dict:
 def run_one(job: dict) -> dict:
     import torch
 
-    from specnir.codec import compress
+    from specnir.codec.encode import compress
     from specnir.codec.modes import MODES
 
     torch.set_num_threads(1)

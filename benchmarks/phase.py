@@ -24,15 +24,13 @@ from pathlib import Path
 
 import librosa
 import numpy as np
+from common import ROOT, machine, write_json
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, machine, write_json  # noqa: E402
-
-from specnir.audio import load_audio  # noqa: E402
-from specnir.bench.speech import speech_scores  # noqa: E402
-from specnir.metrics import spectral_convergence  # noqa: E402
-from specnir.phase import griffin_lim, pghi  # noqa: E402
-from specnir.spectrogram import (  # noqa: E402
+from specnir.audio import load_audio
+from specnir.bench.speech import speech_scores
+from specnir.metrics import spectral_convergence
+from specnir.phase import griffin_lim, pghi
+from specnir.spectrogram import (
     SpecParams,
     _window,
     audio_to_spectrogram,

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from specnir.batch import BatchJob, run_batch
 from specnir.cli.args import add_spectrogram_args, spectrogram_params
-from specnir.codec.pipeline import Settings
-from specnir.codec.shared import DECODER_FILE
+from specnir.codec.decoders import DECODER_FILE
+from specnir.codec.encode import Settings
 from specnir.corpus import MANIFEST, find_sets, read_manifest
 from specnir.errors import atomic_path
 

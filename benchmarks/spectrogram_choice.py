@@ -18,16 +18,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import ROOT, machine, write_json
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, machine, write_json  # noqa: E402
-
-from specnir.audio import load_audio  # noqa: E402
-from specnir.bench.speech import speech_scores  # noqa: E402
-from specnir.codec import compress  # noqa: E402
-from specnir.codec.modes import MODES  # noqa: E402
-from specnir.convert import expand_inputs  # noqa: E402
-from specnir.spectrogram import SpecParams, spectrogram_to_audio  # noqa: E402
+from specnir.audio import load_audio
+from specnir.bench.speech import speech_scores
+from specnir.codec.encode import compress
+from specnir.codec.modes import MODES
+from specnir.convert import expand_inputs
+from specnir.spectrogram import SpecParams, spectrogram_to_audio
 
 KINDS = {
     "mel128": SpecParams(),

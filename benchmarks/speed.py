@@ -16,14 +16,12 @@ import time
 from pathlib import Path
 
 import torch
+from common import ROOT, machine, write_json
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, machine, write_json  # noqa: E402
-
-from specnir.data import load_image_set  # noqa: E402
-from specnir.fit import Callback, FitConfig, fit  # noqa: E402
-from specnir.models import IMAGE_MODELS, MODELS  # noqa: E402
-from specnir.spectrogram import SpecParams  # noqa: E402
+from specnir.data import load_image_set
+from specnir.fit import Callback, FitConfig, fit
+from specnir.models import IMAGE_MODELS, MODELS
+from specnir.spectrogram import SpecParams
 
 THRESHOLDS = (25.0, 30.0, 35.0)
 

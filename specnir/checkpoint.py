@@ -5,8 +5,8 @@
     format "specnir-checkpoint", version 1, arch, model_config, fit_config, inputs,
     params (SpecParams), images [ImageLayout as a dict], state_dict, metrics
 
-Files written before a field left :class:`~specnir.fit.FitConfig` (:data:`RETIRED_FIT`) or a model's config
-(the model's ``upgrade``) still load.
+Files written before a field left :class:`~specnir.fit_config.FitConfig` (:data:`RETIRED_FIT`) or a
+model's config (the model's ``upgrade``) still load.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import torch
 
 from specnir.data import ImageLayout, to_spectrograms
 from specnir.errors import SpecnirError, atomic_path
-from specnir.fit import FitConfig
+from specnir.fit_config import FitConfig
 from specnir.models import MODELS, SpectrogramModel, build_model
 from specnir.spectrogram import SpecParams, Spectrogram
 

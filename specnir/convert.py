@@ -108,3 +108,24 @@ def roundtrip(
                 }
             )
     return rows
+
+
+def write_spectrograms(
+    outdir: Path,
+    names: list[str],
+    specs: list,
+    *,
+    phase: str = DEFAULT_PHASE,
+    n_iter: int = DEFAULT_N_ITER,
+    bit_depth: int = 16,
+    audio: bool = True,
+) -> list[Path]:
+    """``outdir/<name>.png`` (with metadata) and ``outdir/<name>.wav`` for every spectrogram."""
+    written = []
+    for name, spec in zip(names, specs, strict=True):
+        written.append(write_png(outdir / f"{name}.png", spec, bit_depth=bit_depth))
+        if not audio:
+            continue
+        wave = spectrogram_to_audio(spec, phase=phase, n_iter=n_iter)
+        written.append(save_audio(outdir / f"{name}.wav", wave, sample_rate=spec.params.sample_rate))
+    return written

@@ -73,7 +73,7 @@ def find_sets(
 ) -> list[CorpusSet]:
     """The sets of a corpus (see the module); a :class:`SpecnirError` if there is no clip."""
     if group_by not in GROUPINGS:
-        raise SpecnirError(f"group-by must be {' or '.join(GROUPINGS)}, not {group_by!r}")
+        raise SpecnirError(f"sets are grouped by {' or '.join(GROUPINGS)}, not {group_by!r}")
     if set_size < 1:
         raise SpecnirError(f"set size must be at least 1, not {set_size}")
     if group_by == "order":

@@ -7,6 +7,7 @@ prints its message on one line and exits with status 2, without a traceback.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import tempfile
 from collections.abc import Iterator
@@ -15,6 +16,27 @@ from pathlib import Path
 
 class SpecnirError(Exception):
     """A problem with the user's input; the message names the file and the problem."""
+
+
+def out_of_bounds(value: float, *, minimum: float | None = None, above: float | None = None) -> str | None:
+    """What is wrong with a number that must be at least ``minimum`` or above ``above``; ``None``: nothing."""
+    if minimum is not None and value < minimum:
+        return f"must be at least {minimum}, not {value}"
+    if above is not None and not value > above:
+        return f"must be above {above}, not {value}"
+    return None
+
+
+def check_bounds(config) -> None:
+    """Refuse a config dataclass whose numbers lie outside the bounds its fields' metadata gives
+    (``"min"``: the least value; ``"above"``: a bound the value must exceed); ``None`` passes."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        problem = out_of_bounds(value, minimum=f.metadata.get("min"), above=f.metadata.get("above"))
+        if problem:
+            raise SpecnirError(f"{f.name.replace('_', ' ')} {problem}")
 
 
 def check_writable(path: str | os.PathLike, *, directory: bool = False) -> Path:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -20,23 +20,18 @@ from torch.nn.utils import parametrize
 from tqdm import tqdm
 
 from specnir.data import ImageSet
+from specnir.errors import SpecnirError
+from specnir.fit_config import FitConfig
 from specnir.metrics import column_error, gmsd, psnr, psnr_from_mse, ssim
 from specnir.models import SpectrogramModel
 
 STATE_EVERY_S = 120.0  # the loop hands out its state at every evaluation and at least this often
 
 
-@dataclass
-class FitConfig:
-    """How a model is fitted; saved inside every checkpoint."""
-
-    steps: int = field(default=2000, metadata={"help": "optimiser steps in all"})
-    lr: float | None = field(default=None, metadata={"help": "Adam learning rate (default: the arch's own)"})
-    cosine: bool = field(default=True, metadata={"help": "cosine learning-rate decay to lr/20"})
-    seed: int = field(default=0, metadata={"help": "seed of the initial weights"})
-    device: str = field(default="cpu", metadata={"help": "cpu or cuda", "choices": ("cpu", "cuda")})
-    eval_every: int = field(default=200, metadata={"help": "steps between evaluations"})
-    grad_weight: float = field(default=0.0, metadata={"help": "weight of the Sobel-gradient loss"})
+def check_device(device: str) -> None:
+    """Refuse a fit on a device this machine does not have."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SpecnirError("device cuda: no CUDA device is available")
 
 
 def learning_rate(config: FitConfig, model: SpectrogramModel) -> float:

@@ -15,38 +15,17 @@ from pathlib import Path
 
 import torch
 
-from specnir.audio import save_audio
 from specnir.checkpoint import load_checkpoint, save_checkpoint
+from specnir.convert import write_spectrograms
 from specnir.data import ImageLayout, ImageSet, load_image_set
 from specnir.errors import SpecnirError, atomic_path
-from specnir.fit import Callback, FitConfig, FitResult, FitState, fit
-from specnir.image import write_png
+from specnir.fit import Callback, FitResult, FitState, check_device, fit
+from specnir.fit_config import FitConfig
 from specnir.models import arch_of, build_model
-from specnir.spectrogram import DEFAULT_N_ITER, DEFAULT_PHASE, SpecParams, Spectrogram, spectrogram_to_audio
+from specnir.spectrogram import DEFAULT_N_ITER, DEFAULT_PHASE, SpecParams, Spectrogram
 from specnir.tblog import TensorBoardLogger
 
 SUMMARY_KEYS = ("psnr", "psnr_per_image", "gmsd", "gmsd_per_image", "ssim", "ssim_per_image")
-
-
-def write_spectrograms(
-    outdir: Path,
-    names: list[str],
-    specs: list,
-    *,
-    phase: str = DEFAULT_PHASE,
-    n_iter: int = DEFAULT_N_ITER,
-    bit_depth: int = 16,
-    audio: bool = True,
-) -> list[Path]:
-    """``outdir/<name>.png`` (with metadata) and ``outdir/<name>.wav`` for every spectrogram."""
-    written = []
-    for name, spec in zip(names, specs, strict=True):
-        written.append(write_png(outdir / f"{name}.png", spec, bit_depth=bit_depth))
-        if not audio:
-            continue
-        wave = spectrogram_to_audio(spec, phase=phase, n_iter=n_iter)
-        written.append(save_audio(outdir / f"{name}.wav", wave, sample_rate=spec.params.sample_rate))
-    return written
 
 
 def _metrics_record(model, arch: str, data: ImageSet, result: FitResult) -> dict:
@@ -114,8 +93,7 @@ def run_fit(
     """
     run_dir = Path(run_dir)
     data = load_image_set(inputs, params=params)
-    if fit_config.device == "cuda" and not torch.cuda.is_available():
-        raise SpecnirError("device cuda: no CUDA device is available")
+    check_device(fit_config.device)
     if resume is not None and resume.step >= fit_config.steps:
         raise SpecnirError(f"{run_dir}: already fitted {resume.step} steps; ask for more steps")
     torch.manual_seed(fit_config.seed)

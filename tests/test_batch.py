@@ -19,12 +19,10 @@ from conftest import TINY_SPEC_ARGS
 from specnir.batch import fit_chunks
 from specnir.cli import main
 from specnir.codec import decode
-from specnir.codec.pipeline import Settings, compress_sets
-from specnir.codec.shared import DECODER_FILE, load_decoder
-from specnir.corpus import MANIFEST, CorpusSet, append_row, find_sets, read_manifest, split_evenly
+from specnir.codec.decoders import DECODER_FILE, load_decoder
+from specnir.codec.encode import Settings, compress_sets
+from specnir.corpus import MANIFEST, CorpusSet, find_sets, read_manifest
 from specnir.data import load_image_set
-from specnir.models import LatentCodec, LatentConfig
-from specnir.models.stacked import StackedLatents, linear_taps
 from specnir.reader import decode_file
 from specnir.spectrogram import SpecParams
 
@@ -63,40 +61,6 @@ def check_folder(out: Path, n_sets: int) -> dict[str, dict]:
     return rows
 
 
-def test_sets_by_folder_and_by_order(corpus, tmp_path):
-    sets = find_sets([corpus], set_size=4)
-    assert [s.name for s in sets] == [
-        "speech/a/000",
-        "speech/a/001",
-        "speech/b/000",
-        "speech/b/001",
-        "speech/b/c/000",
-        "speech/b/c/001",
-    ]
-    assert [len(s.clips) for s in sets] == [3] * 6  # 6 clips in at most 4: two sets of 3
-    assert all(len({c.parent for c in s.clips}) == 1 for s in sets)
-    ordered = find_sets([corpus], group_by="order", set_size=5)
-    assert sorted(len(s.clips) for s in ordered) == [4, 4, 5, 5] and [s.name for s in ordered][0] == "000"
-    assert sorted(c for s in ordered for c in s.clips) == sorted(c for s in sets for c in s.clips)
-    assert all(list(s.clips) == sorted(s.clips) for s in sets + ordered)  # name order within a set
-    assert split_evenly(list(range(13)), 5) == [[0, 1, 2, 3], [4, 5, 6, 7, 8], [9, 10, 11, 12]]
-    (tmp_path / ".hidden.wav").write_bytes(b"")
-    (tmp_path / "notes.txt").write_text("not a clip")
-    assert main(["batch", str(tmp_path), "-o", str(tmp_path / "out"), "--quiet"]) == 2  # nothing to do
-
-
-def test_a_folders_sets_hold_clips_of_similar_length(tmp_path):
-    """Clips are grouped by length within a folder (a set pads every image to its widest): one long clip
-    among short ones joins the other long ones, not the short ones that come before it by name."""
-    folder = tmp_path / "f"
-    folder.mkdir()
-    for name, size in {"a": 100, "b": 900, "c": 110, "d": 950, "e": 120, "f": 105}.items():
-        (folder / f"{name}.wav").write_bytes(b"x" * size)
-    sets = find_sets([folder], set_size=3)
-    assert [[c.stem for c in s.clips] for s in sets] == [["a", "c", "f"], ["b", "d", "e"]]
-    assert [s.name for s in sets] == ["f/000", "f/001"]
-
-
 def test_fits_group_similar_sets_and_keep_the_padding_below_the_work(tmp_path):
     """Sets go into fits longest first, at most B a fit, and a fit stops taking sets before padding every
     set to its widest clip would double its work: one 70-s prompt does not join 30 short sets."""
@@ -124,72 +88,6 @@ def test_fits_group_similar_sets_and_keep_the_padding_below_the_work(tmp_path):
     assert [len(chunk) for chunk in fit_chunks(sets[:30], 1)] == [1] * 30
 
 
-def test_a_manifest_line_cut_short_is_skipped(tmp_path):
-    path = tmp_path / MANIFEST
-    append_row(path, {"set": "a/000", "status": "ok"})
-    append_row(path, {"set": "a/001", "status": "failed"})
-    with open(path, "a") as f:
-        f.write('{"set": "a/002", "stat')  # what a kill during a write could leave
-    assert list(read_manifest(path)) == ["a/000", "a/001"]
-
-
-@pytest.mark.parametrize(("size", "out"), [(1, 5), (2, 3), (19, 150), (38, 150), (20, 160)])
-def test_linear_taps_up_sample_as_interpolate_does(size, out):
-    """The GPU's up-sampling taps give F.interpolate's values, and repeat the last one past ``out``."""
-    y = torch.randn(3, size)
-    expected = torch.nn.functional.interpolate(y[None], size=out, mode="linear", align_corners=False)[0]
-    index, weight = linear_taps(size, out, pad_to=out + 4)
-    got = (y[:, index] * weight).sum(1)  # (3, out + 4)
-    torch.testing.assert_close(got[:, :out], expected, rtol=0, atol=1e-6)
-    assert torch.equal(got[:, out:], got[:, out - 1 : out].expand(3, 4))
-    torch.testing.assert_close(y @ linear_taps(size, out, dense=True).T, expected, rtol=0, atol=1e-6)
-
-
-@pytest.mark.parametrize(
-    ("batched", "shared"),
-    [(False, False), (True, False), (False, True), (True, True)],
-    ids=["per-set", "batched", "per-set-shared", "batched-shared"],
-)
-def test_stacked_latents_compute_each_sets_own_loss(batched, shared, monkeypatch):
-    """Three sets of unequal counts and widths (not multiples of the grids' scales) as one model: every
-    set's loss and decode are its own model's (eval: rounded latents), with the entropy model and the
-    synthesis run per set (the CPU's way: the same arithmetic) or all sets at once (the GPU's: equal up to
-    rounding), each set with its own networks or all with the first's (a shared decoder)."""
-    monkeypatch.setattr("specnir.models.stacked.BATCHED", {"cpu"} if batched else set())
-    widths = [[150, 133, 141], [97, 120], [160, 160, 150, 111]]
-    models, targets, masks = [], [], []
-    for ws in widths:
-        model = LatentCodec(LatentConfig(first=0, grids=4), n_images=len(ws), height=32, width=max(ws))
-        model.set_widths(ws)
-        with torch.no_grad():
-            for p in model.parameters():
-                p.add_(torch.randn_like(p) * (3 if p.dim() == 3 else 0.1))
-            if shared and models:
-                for name, p in model.weights().items():
-                    p.copy_(models[0].weights()[name])
-        mask = (torch.arange(max(ws))[None, None, :] < torch.tensor(ws)[:, None, None]).float()
-        models.append(model.eval())
-        targets.append(torch.rand(len(ws), 32, max(ws)) * mask)
-        masks.append(mask)
-    stacked = StackedLatents(models, widths, shared=shared).eval()
-    joined = torch.cat([torch.nn.functional.pad(t, (0, stacked.width - t.shape[-1])) for t in targets])
-    with torch.no_grad():
-        losses = stacked.set_losses(joined)
-        expected = torch.stack([m.loss(t, k) for m, t, k in zip(models, targets, masks, strict=True)])
-        assert torch.allclose(losses, expected, rtol=1e-5)
-        recon, start = stacked(), 0
-        for model, ws in zip(models, widths, strict=True):
-            alone = model()
-            assert recon[start : start + len(ws)].abs().max() > 0.1  # (not trivially equal)
-            for k, w in enumerate(ws):
-                if batched:
-                    torch.testing.assert_close(recon[start + k, :, :w], alone[k, :, :w], rtol=0, atol=1e-5)
-                else:
-                    assert torch.equal(recon[start + k, :, :w], alone[k, :, :w])
-                assert not recon[start + k, :, max(ws) :].any()  # zero past the set's width
-            start += len(ws)
-
-
 @pytest.mark.slow
 def test_sets_fitted_together_match_sets_fitted_alone(corpus):
     """The stacked fit starts from compress's weights and minimises the same losses: over three sets,
@@ -208,6 +106,7 @@ def test_sets_fitted_together_match_sets_fitted_alone(corpus):
         assert all(map(np.array_equal, decode(result.blob).pixels, result.decoded.pixels))
 
 
+@pytest.mark.slow
 def test_batch_writes_every_set_then_skips_them(corpus, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["batch", str(corpus), "-o", str(out), "--set-size", "3", "--sets-per-fit", "4", *FAST]) == 0
@@ -348,34 +247,6 @@ def test_ray_with_two_local_workers_survives_a_killed_worker(corpus, tmp_path):
         main([*args, "--steps", "300", "--quiet"]) == 0
     )  # redoes what the kill cost, if Ray's retry did not
     check_folder(out, 9)
-
-
-def test_decompress_a_folder_with_workers_and_read_clips_from_python(corpus, tmp_path, capsys):
-    from specnir.reader import read_clip, read_corpus
-
-    out = tmp_path / "out"
-    assert main(["batch", str(corpus / "b" / "c"), "-o", str(out), "--set-size", "3", *FAST]) == 0
-    capsys.readouterr()
-    rows = read_manifest(out / MANIFEST)
-    assert list(rows) == ["c/000", "c/001"]
-    decoded = decode_file(out / "c" / "000.snir")
-    db, params = read_clip(out / "c" / "000.snir", decoded.names[1])
-    assert db.dtype == np.float32 and db.shape == decoded.specs[1].db.shape == (
-        16,
-        decoded.specs[1].db.shape[1],
-    )
-    assert np.array_equal(db, decoded.specs[1].db) and params == TINY
-    clips = list(read_corpus(out))
-    assert [(s, c) for s, c, _, _ in clips] == [
-        (n, c) for n in rows for c in decode_file(out / rows[n]["file"]).names
-    ]
-    (out / "c" / "zz.snir").write_bytes(b"SNIR" + bytes(40))  # a damaged file among good ones
-    target = tmp_path / "decoded"
-    assert main(["decompress", str(out), "-o", str(target), "--workers", "2", "--no-audio"]) == 2
-    assert "zz.snir" in capsys.readouterr().err
-    assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*.png")) == sorted(
-        f"c/{n[-3:]}/{c}.png" for n in rows for c in decode_file(out / rows[n]["file"]).names
-    )
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

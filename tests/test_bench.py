@@ -11,7 +11,7 @@ from specnir.cli import main
 
 
 def test_bd_rate_of_known_curves():
-    from specnir.bench import bd_rate
+    from specnir.bench.bdrate import bd_rate
 
     anchor = [(r, 30 + 6 * math.log2(r)) for r in (0.5, 1, 2, 4)]
     half = [(r / 2, p) for r, p in anchor]

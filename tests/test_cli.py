@@ -46,7 +46,12 @@ def test_audio_to_image_to_audio(tmp_path, chirp_wav, capsys):
     )
 
     code, _, err = run(["img2audio", png, "-o", tmp_path / "bad", "--n-iter", "-1"], capsys)
-    assert code == 2 and err.count("\n") == 1 and "0 or more" in err and not (tmp_path / "bad").exists()
+    assert (
+        code == 2
+        and err.count("\n") == 1
+        and "--n-iter: must be at least 0" in err
+        and not (tmp_path / "bad").exists()
+    )
 
 
 def test_linear_8_bit_and_other_rates(tmp_path, chirp, capsys):
@@ -223,3 +228,54 @@ def test_no_input_and_no_bundled_clips_is_a_clear_error(tmp_path, capsys, monkey
     assert code == 2 and err.count("\n") == 1
     assert "no INPUT given" in err and "not with the installed package" in err
     assert not (tmp_path / "out").exists() and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("command", "flag", "value"),
+    [
+        (["fit"], "--steps", "-5"),
+        (["fit"], "--eval-every", "0"),
+        (["fit"], "--lr", "0"),
+        (["fit"], "--grad-weight", "-1"),
+        (["fit", "--arch", "gru"], "--hidden", "0"),
+        (["fit", "--arch", "siren"], "--depth", "0"),
+        (["fit"], "--n-iter", "-2"),
+        (["compress", "-o", "{out}/set.snir"], "--steps", "0"),
+        (["compress", "-o", "{out}/set.snir"], "--max-error", "-1"),
+        (["batch", "{wav}", "-o", "{out}"], "--steps", "-1"),
+        (["batch", "{wav}", "-o", "{out}"], "--set-size", "0"),
+        (["batch", "{wav}", "-o", "{out}"], "--sets-per-fit", "0"),
+        (["batch", "{wav}", "-o", "{out}"], "--decoder-sets", "-1"),
+        (["batch", "{wav}", "-o", "{out}"], "--workers", "0"),
+        (["decompress", "{wav}", "-o", "{out}"], "--workers", "0"),
+        (["bench", "rd", "-o", "{out}"], "--steps", "-3"),
+        (["reconstruct", "{wav}", "-o", "{out}"], "--time-scale", "0"),
+        (["img2audio", "{wav}", "-o", "{out}"], "--n-iter", "-1"),
+        (["fit"], "--steps", "many"),
+    ],
+)
+def test_numbers_that_make_no_sense_are_refused_on_every_command(
+    tmp_path, chirp_wav, capsys, command, flag, value
+):
+    argv = [a.format(out=tmp_path / "out", wav=chirp_wav) for a in command] + [flag, value]
+    code, out, err = run(argv, capsys)
+    assert code == 2 and err.count("\n") == 1 and err.startswith("specnir: error: ") and not out, err
+    assert f"argument {flag}: " in err and value in err and f"specnir {command[0]}" in err, err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "runs").exists()
+
+
+def test_the_library_refuses_them_too():
+    from specnir.codec.encode import Settings
+    from specnir.errors import SpecnirError
+    from specnir.fit_config import FitConfig
+    from specnir.models import GRUConfig, LatentConfig
+
+    for make, problem in [
+        (lambda: FitConfig(steps=0), "steps must be at least 1, not 0"),
+        (lambda: FitConfig(lr=-1e-3), "lr must be above 0"),
+        (lambda: GRUConfig(hidden=0), "hidden must be at least 1"),
+        (lambda: LatentConfig(lam=-1.0), "lam must be at least 0"),
+        (lambda: Settings(steps=-5).coding(), "steps must be at least 1, not -5"),
+    ]:
+        with pytest.raises(SpecnirError, match=problem):
+            make()

@@ -17,8 +17,9 @@ from PIL import Image
 
 from specnir import codec as snir
 from specnir.cli import main
-from specnir.codec import compress, decode, eight_bit
-from specnir.codec.shared import decoder_for
+from specnir.codec import decode
+from specnir.codec.decoders import decoder_for
+from specnir.codec.encode import compress, eight_bit
 from specnir.data import load_image_set
 from specnir.errors import SpecnirError
 from specnir.spectrogram import SpecParams

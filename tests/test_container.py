@@ -19,8 +19,8 @@ from specnir.codec.container import (
     unpack_decoder,
     write,
 )
+from specnir.codec.decoders import SharedDecoder
 from specnir.codec.header import read_header
-from specnir.codec.shared import SharedDecoder
 from specnir.errors import SpecnirError
 from specnir.models import LatentCodec, LatentConfig
 
@@ -190,10 +190,10 @@ def _decoder_blob() -> bytes:
 def test_a_file_that_refers_to_a_shared_decoder_is_version_3_and_names_it():
     header = _header()
     decoder = _decoder_blob()
-    blob = pack({**header, "tensors": [], "weight_count": 0, "decoder": decoder_id(decoder)}, np.arange(3))
+    blob = pack({**header, "tensors": [], "weight_count": 0, "decoder_id": decoder_id(decoder)}, np.arange(3))
     assert blob[4] == VERSION == 3 and len(decoder_id(decoder)) == 16
     back, _ = unpack(blob)
-    assert back["decoder"] == decoder_id(decoder) and back["tensors"] == [] and back["images"] == IMAGES
+    assert back["decoder_id"] == decoder_id(decoder) and back["tensors"] == [] and back["images"] == IMAGES
     assert len(blob) == len(pack({**header, "tensors": [], "weight_count": 0}, np.arange(3))) + 8
     # a version-2 reader would misread it: the version byte says so (tested by every v2 file's decode)
 
@@ -220,7 +220,7 @@ def test_shared_decoder_round_trip_and_its_checks():
         (lambda b: b[:-9], "truncated"),
         (lambda b: b[:20] + bytes([b[20] ^ 1]) + b[21:], "CRC mismatch"),
         (lambda b: _rebuild(b, lambda h, p: (h + b"\0", p)), "trailing bytes after the header"),
-        (lambda b: _rebuild(b, lambda h, p: (bytes([0, 0]) + h[2:], p)), "latent mode.s networks"),
+        (lambda b: _rebuild(b, lambda h, p: (bytes([0, 0]) + h[2:], p)), "mode model has no shared decoder"),
         (lambda b: _rebuild(b, lambda h, p: (h[:-4], p)), "header is truncated"),
     ],
 )

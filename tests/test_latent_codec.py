@@ -3,6 +3,7 @@
 import hashlib
 import json
 
+import constriction
 import numpy as np
 import pytest
 import torch
@@ -13,8 +14,9 @@ from test_codec import FUZZ, TINY, _repack, decode_in_fresh_process, fuzz_one
 
 from specnir import codec as snir
 from specnir.cli import main
-from specnir.codec import compress, decode
+from specnir.codec import decode
 from specnir.codec.compact import _params_diff
+from specnir.codec.encode import compress
 from specnir.codec.latents import (
     LOG_LOW,
     LOG_STEP,
@@ -85,8 +87,8 @@ def test_constant_image_costs_almost_no_latent_bits():
     model = LatentCodec(LatentConfig(lam=1e-2), n_images=2, height=16, width=32)
     fit(model, data, FitConfig(steps=150, eval_every=150), progress=False)
     model.eval()
-    encoder = snir.pipeline.constriction.stream.queue.RangeEncoder()
-    _, bits = encode_latents(model, [32, 32], encoder)
+    stream = constriction.stream.queue.RangeEncoder()
+    _, bits = encode_latents(model, [32, 32], stream)
     assert sum(bits) <= 64  # at most the coder's last two words, for 1,024 pixels
     assert model.rates(data.mask)["bpp"] < 0.003  # (a busy image at this λ: about 0.3 bpp)
     with torch.no_grad():
@@ -207,17 +209,17 @@ def test_decode_latents_inverts_encode_latents():
             p.copy_(torch.round(torch.randn_like(p) * 64) / 64)
     widths = [40, 23, 9]
     model.set_widths(widths)
-    encoder = snir.pipeline.constriction.stream.queue.RangeEncoder()
-    alphabets, _ = encode_latents(model, widths, encoder)
-    decoder = snir.pipeline.constriction.stream.queue.RangeDecoder(encoder.get_compressed())
+    stream = constriction.stream.queue.RangeEncoder()
+    alphabets, _ = encode_latents(model, widths, stream)
+    back = constriction.stream.queue.RangeDecoder(stream.get_compressed())
     for grid, latent, mask in zip(
-        decode_latents(model, widths, alphabets, decoder), model.latents, model.column_masks, strict=True
+        decode_latents(model, widths, alphabets, back), model.latents, model.column_masks, strict=True
     ):
         assert torch.equal(grid, torch.round(latent.detach()) * mask)
 
 
 def test_the_default_mode_follows_quality_architecture_and_options():
-    from specnir.codec.pipeline import Settings
+    from specnir.codec.encode import Settings
 
     def mode(quality, arch=None, **options):
         return Settings(arch=arch, quality=quality, **options).coding()[0].name

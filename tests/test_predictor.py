@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from specnir.codec.residual import one_thread, predictive_loop
-from specnir.models.predictor import PredictiveGRU, PredictorConfig, grey_level, scale_index
+from specnir.models.predictor import PredictiveGRU, PredictorConfig, grey_level, scale_entry
 
 
 @pytest.mark.parametrize("max_error", [0, 2])
@@ -36,7 +36,7 @@ def test_parallel_path_gives_the_sequential_coders_numbers(max_error):
     with torch.no_grad(), one_thread():
         parallel = model.double()
         mean, log_b = parallel.predict(parallel.coefficients(values), values)
-    grey, index = grey_level(mean).numpy(), scale_index(log_b).numpy()
+    grey, index = grey_level(mean).numpy(), scale_entry(log_b).numpy()
     spread = set()
     for (x, f), (g, i, active) in seen.items():
         np.testing.assert_array_equal(grey[active, f, x], g[active])  # identical, not allclose

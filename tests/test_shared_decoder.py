@@ -15,8 +15,11 @@ from specnir.cli import main
 from specnir.cli.tables import compress_summary
 from specnir.codec import decode
 from specnir.codec.container import pack_decoder, unpack_decoder
-from specnir.codec.pipeline import Settings, compress_sets, rd_cost
-from specnir.codec.shared import DECODER_FILE, SharedDecoder, find_decoder, fit_decoder, load_decoder
+from specnir.codec.decoder_fit import fit_decoder
+from specnir.codec.decoders import DECODER_FILE, SharedDecoder, find_decoder, load_decoder
+from specnir.codec.encode import Settings, compress_sets
+from specnir.codec.networks import DecoderNetworks
+from specnir.codec.report import rd_cost
 from specnir.corpus import MANIFEST, find_sets
 from specnir.data import load_image_set
 from specnir.errors import SpecnirError
@@ -37,7 +40,9 @@ def test_a_file_alone_names_the_decoder_it_needs(tmp_path, capsys):
     wanted = load_decoder(V3 / DECODER_FILE).id
     assert main(["decompress", str(alone), "-o", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and str(alone) in err and wanted in err and "--decoder" in err
+    assert (
+        err.count("\n") == 1 and str(alone) in err and wanted in err and "--decoder" in err
+    )  # (the CLI says how to give it)
     assert not (tmp_path / "out").exists()  # nothing half-written
     with pytest.raises(SpecnirError, match=f"shared decoder {wanted}, which was not given"):
         decode(alone.read_bytes(), source=str(alone))
@@ -97,12 +102,15 @@ def test_info_on_a_decoder_and_on_a_file_that_uses_one(capsys):
 
 
 def test_compress_with_a_decoder_refuses_what_it_cannot_code(tmp_path, tiny_wavs, capsys, monkeypatch):
-    monkeypatch.setattr("specnir.codec.pipeline.OWN_NETWORKS_ABOVE", float("inf"))  # (5 steps: no fallback)
+    monkeypatch.setattr("specnir.codec.networks.OWN_NETWORKS_ABOVE", float("inf"))  # (5 steps: no fallback)
     decoder = str(V3 / DECODER_FILE)
     args = ["compress", *map(str, tiny_wavs[:2]), "-o", str(tmp_path / "x.snir"), "--decoder", decoder]
     tiny = ["--sample-rate", "8000", "--n-fft", "256", "--hop-length", "64", "--n-mels", "16", "--quiet"]
     for extra, problem in [
-        (["--quality", "7"], "mode residual has none"),  # quality 7 codes residuals: no latent networks
+        (
+            ["--quality", "7"],
+            "mode residual cannot use a shared decoder",
+        ),  # quality 7 codes residuals: no latent networks
         (["--quality", "6"], "other networks (first, grids)"),  # another latent network
     ]:
         assert main([*args, *extra, *tiny, "--steps", "5"]) == 2
@@ -124,22 +132,25 @@ def test_a_set_the_decoder_serves_badly_is_also_fitted_with_its_own_networks(
     assert decoder.reference_loss and decoder.header["fit"]["sets"] == 2
     data = [load_image_set(tiny_wavs[:2], params=TINY)]
     settings = Settings(quality=3, steps=20)
-    monkeypatch.setattr("specnir.codec.pipeline.OWN_NETWORKS_ABOVE", float("inf"))
-    shared = compress_sets(data, settings, progress=False, decoder=decoder)[0]
-    assert shared.report["decoder"] == decoder.id and not shared.report["both_fitted"]
+    monkeypatch.setattr("specnir.codec.networks.OWN_NETWORKS_ABOVE", float("inf"))
+    shared = compress_sets(data, settings, progress=False, networks=DecoderNetworks(decoder))[0]
+    assert shared.report["decoder_id"] == decoder.id and not shared.report["both_fitted"]
     ratio = shared.report["quantized_loss"] / decoder.reference_loss
     assert shared.report["decoder_loss_ratio"] == pytest.approx(ratio) and ratio > 0
-    monkeypatch.setattr("specnir.codec.pipeline.OWN_NETWORKS_ABOVE", 0.0)
-    both = compress_sets(data, settings, progress=False, decoder=decoder)[0]
+    monkeypatch.setattr("specnir.codec.networks.OWN_NETWORKS_ABOVE", 0.0)
+    both = compress_sets(data, settings, progress=False, networks=DecoderNetworks(decoder))[0]
     own = compress_sets(data, settings, progress=False)[0]
     kept = min((shared, own), key=rd_cost)
     assert both.blob == kept.blob and both.blob[4] == (3 if kept is shared else 2)
     assert both.report["both_fitted"] and both.report["decoder_loss_ratio"] == pytest.approx(ratio)
     summary = compress_summary(Path("x.snir"), both.report, header=both.decoded.header, n_images=2)
     assert f"loss was {ratio:.2f} ×" in summary
-    assert f"{'its own' if kept is own else 'the decoder'}" in summary
-    monkeypatch.setattr("specnir.codec.pipeline.rd_cost", lambda r: -r.report["weight_bits"])
-    assert compress_sets(data, settings, progress=False, decoder=decoder)[0].blob == own.blob
+    assert f"and {'its own' if kept is own else 'the decoder' + chr(39) + 's'} kept" in summary
+    assert ("in the shared decoder" in summary) == (kept is shared)
+    monkeypatch.setattr("specnir.codec.networks.rd_cost", lambda r: -r.report["weight_bits"])
+    assert (
+        compress_sets(data, settings, progress=False, networks=DecoderNetworks(decoder))[0].blob == own.blob
+    )
     assert decode(own.blob).names == ["tiny0", "tiny1"]  # its own networks: no decoder needed
 
 
@@ -173,7 +184,7 @@ def test_a_batch_keeps_its_decoder_refits_it_only_for_other_settings_and_refuses
     assert main([*args, "--quality", "3", "--decoder-sets", "0"]) == 2  # its sets use the decoder
     assert "other settings (decoder_sets)" in capsys.readouterr().err
     assert main([*args, "--mode", "residual", "--decoder-sets", "2", "-o", str(tmp_path / "r")]) == 2
-    assert "mode residual has none" in capsys.readouterr().err
+    assert "mode residual cannot use a shared decoder" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -202,7 +213,7 @@ def test_a_decoder_and_its_sets_fitted_on_cuda_decode_alike_in_a_fresh_cpu_proce
     settings = Settings(quality=2, steps=60)
     decoder = fit_decoder(sets[:2], settings, served=len(sets), device="cuda", progress=False)
     (tmp_path / DECODER_FILE).write_bytes(decoder.blob)
-    results = compress_sets(sets, settings, device="cuda", progress=False, decoder=decoder)
+    results = compress_sets(sets, settings, device="cuda", progress=False, networks=DecoderNetworks(decoder))
     paths = []
     for k, result in enumerate(results):
         paths.append(tmp_path / f"{k}.snir")

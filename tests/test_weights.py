@@ -6,18 +6,20 @@ import pytest
 import torch
 from torch import nn
 
-from specnir.codec.weights import (
+from specnir.codec.nnquant import (
     choose_exponents,
-    decode_weights,
-    encode_weights,
     freeze_quantized,
-    from_integers,
     quantization_aware,
     rd_exponents,
+    weight_bits,
+)
+from specnir.codec.weights import (
+    decode_weights,
+    encode_weights,
+    from_integers,
     round_to_step,
     tensor_entries,
     to_integers,
-    weight_bits,
 )
 
 
@@ -92,10 +94,10 @@ def test_weights_code_and_decode_exactly():
     freeze_quantized(model, exponents)
     entries, ints = tensor_entries(model, exponents)
     assert [e["name"] for e in entries] == [name for name, _ in model.named_parameters()]
-    encoder = constriction.stream.queue.RangeEncoder()
-    encode_weights(encoder, entries, ints)
-    words = encoder.get_compressed()
-    assert 0 < encoder.num_bits() < 8 * sum(i.size for i in ints)  # fewer than 8 bits a weight
+    stream = constriction.stream.queue.RangeEncoder()
+    encode_weights(stream, entries, ints)
+    words = stream.get_compressed()
+    assert 0 < stream.num_bits() < 8 * sum(i.size for i in ints)  # fewer than 8 bits a weight
     state = decode_weights(constriction.stream.queue.RangeDecoder(words), entries)
     for name, param in model.named_parameters():
         assert torch.equal(state[name], param.detach()), name

@@ -79,32 +79,7 @@ def write_listening_page(
     pcm_kbps = sr * 16 / 1000
     entries = [{"method": "original", "setting": "16-bit PCM", "kbps": pcm_kbps, "_waves": originals}]
     coded = sorted((r for r in rows if "_waves" in r), key=lambda r: r.get("kbps", -1.0))
-    sections = []
-    for k, name in enumerate(names):
-        folder = outdir / "listen" / _slug(name)
-        folder.mkdir(parents=True, exist_ok=True)
-        lines = []
-        for row in entries + coded:
-            slug = _slug(f"{row['method']}-{row['setting']}")
-            wav = save_audio(folder / f"{slug}.wav", row["_waves"][k], sample_rate=sr)
-            png = _spectrogram_png(folder / f"{slug}.png", row["_waves"][k], params)
-            scores = row["_clips"][k] if "_clips" in row else {}
-            lines.append(
-                "<tr>"
-                f"<td>{html.escape(row['method'])}</td><td>{html.escape(row['setting'])}</td>"
-                f"<td class=num>{_number(row.get('kbps'), 1)}</td>"
-                f"<td class=num>{_number(scores.get('pesq_wb'), 2)}</td>"
-                f"<td class=num>{_number(scores.get('stoi'), 3)}</td>"
-                f'<td><audio controls preload="metadata" src="{_relative(wav, outdir)}"></audio></td>'
-                f'<td><img alt="spectrogram" src="{_relative(png, outdir)}"></td>'
-                "</tr>"
-            )
-        sections.append(
-            f"<h2>{html.escape(name)}</h2>\n<table>\n<tr><th>method</th><th>setting</th><th>kbps</th>"
-            "<th>PESQ-WB</th><th>STOI</th><th>listen</th><th>spectrogram of what plays</th></tr>\n"
-            + "\n".join(lines)
-            + "\n</table>"
-        )
+    sections = [_clip_section(outdir, k, name, entries + coded, params) for k, name in enumerate(names)]
     page = (
         "<!doctype html>\n<html lang=en>\n<head>\n<meta charset=utf-8>\n<title>specnir: listen</title>\n"
         f"<style>{STYLE}</style>\n</head>\n<body>\n<h1>specnir: listen side by side</h1>\n"
@@ -119,6 +94,34 @@ def write_listening_page(
     with atomic_path(path) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return path
+
+
+def _clip_section(outdir: Path, k: int, name: str, rows: list[dict], params: SpecParams) -> str:
+    """Clip ``k``'s table: a row per method with its recording and spectrogram (written beside the page)."""
+    folder = outdir / "listen" / _slug(name)
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for row in rows:
+        slug = _slug(f"{row['method']}-{row['setting']}")
+        wav = save_audio(folder / f"{slug}.wav", row["_waves"][k], sample_rate=params.sample_rate)
+        png = _spectrogram_png(folder / f"{slug}.png", row["_waves"][k], params)
+        scores = row["_clips"][k] if "_clips" in row else {}
+        lines.append(
+            "<tr>"
+            f"<td>{html.escape(row['method'])}</td><td>{html.escape(row['setting'])}</td>"
+            f"<td class=num>{_number(row.get('kbps'), 1)}</td>"
+            f"<td class=num>{_number(scores.get('pesq_wb'), 2)}</td>"
+            f"<td class=num>{_number(scores.get('stoi'), 3)}</td>"
+            f'<td><audio controls preload="metadata" src="{_relative(wav, outdir)}"></audio></td>'
+            f'<td><img alt="spectrogram" src="{_relative(png, outdir)}"></td>'
+            "</tr>"
+        )
+    return (
+        f"<h2>{html.escape(name)}</h2>\n<table>\n<tr><th>method</th><th>setting</th><th>kbps</th>"
+        "<th>PESQ-WB</th><th>STOI</th><th>listen</th><th>spectrogram of what plays</th></tr>\n"
+        + "\n".join(lines)
+        + "\n</table>"
+    )
 
 
 def _spectrogram_png(path: Path, wave: np.ndarray, params: SpecParams) -> Path:

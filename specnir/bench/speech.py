@@ -105,7 +105,7 @@ def plot_listening(rows: list[dict], path: Path) -> Path:
     horizontal line; written atomically to ``path`` (PNG)."""
     from matplotlib.figure import Figure
 
-    from specnir.bench.rd import save_figure
+    from specnir.bench.figures import save_figure
 
     fig = Figure(figsize=(8, 5))
     ax = fig.subplots()

@@ -27,11 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 2 user error, 130 interrupted)."""
     from specnir.cli.parser import build_parser
 
-    args = build_parser().parse_args(argv)
     with warnings.catch_warnings():
         warnings.simplefilter("always", SpecnirWarning)
         warnings.showwarning = _show_warning
         try:
+            args = build_parser().parse_args(argv)
             return args.func(args)
         except SpecnirError as exc:
             print(f"specnir: error: {exc}", file=sys.stderr)

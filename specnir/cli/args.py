@@ -5,8 +5,38 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from specnir.errors import SpecnirError
+from specnir.errors import SpecnirError, out_of_bounds
 from specnir.spectrogram import DEFAULT_N_ITER, DEFAULT_PHASE, PHASES, WINDOWS, SpecParams
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose mistakes are :class:`SpecnirError` s: one line and exit status 2 from
+    :func:`specnir.cli.main`, as every specnir error is."""
+
+    def error(self, message: str):
+        raise SpecnirError(f"{message} (see {self.prog} --help)")
+
+
+def number(kind: type = int, *, minimum: float | None = None, above: float | None = None):
+    """An argparse ``type`` for a number of ``kind`` that is at least ``minimum`` or above ``above``."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not {'an integer' if kind is int else 'a number'}"
+            ) from None
+        problem = out_of_bounds(value, minimum=minimum, above=above)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
+        return value
+
+    return parse
+
+
+COUNT = number(int, minimum=1)  # steps, sets, workers: one or more
+SCALE = number(float, above=0)  # a factor: above zero
 
 
 def add_spectrogram_args(parser: argparse.ArgumentParser) -> None:
@@ -35,7 +65,10 @@ def add_inversion_args(parser: argparse.ArgumentParser) -> None:
         help="where Griffin-Lim starts: pghi (phase gradient heap integration) or zero (default %(default)s)",
     )
     g.add_argument(
-        "--n-iter", type=int, default=DEFAULT_N_ITER, help="fast Griffin-Lim iterations (default %(default)s)"
+        "--n-iter",
+        type=number(int, minimum=0),
+        default=DEFAULT_N_ITER,
+        help="fast Griffin-Lim iterations (default %(default)s)",
     )
 
 
@@ -73,6 +106,8 @@ def add_config_args(parser: argparse.ArgumentParser, cls, title: str) -> None:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
             kind = f.metadata.get("type", type(f.default))
+            if kind in (int, float):
+                kind = number(kind, minimum=f.metadata.get("min"), above=f.metadata.get("above"))
             group.add_argument(
                 flag, type=kind, default=None, choices=f.metadata.get("choices"), help=help_text
             )

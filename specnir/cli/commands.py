@@ -16,7 +16,7 @@ from specnir.cli.args import config_from_args, spectrogram_params
 from specnir.colormap import check_colormap
 from specnir.convert import expand_inputs, load_spectrogram, roundtrip
 from specnir.errors import SpecnirError, atomic_path, check_writable
-from specnir.fit import FitConfig
+from specnir.fit_config import FitConfig
 from specnir.image import read_metadata, read_png, write_png
 from specnir.models import MODELS
 from specnir.spectrogram import SpecParams, spectrogram_to_audio
@@ -107,8 +107,9 @@ def cmd_img2audio(args: argparse.Namespace) -> int:
 
 
 def cmd_compress(args: argparse.Namespace) -> int:
-    from specnir.codec import Settings, compress, write
-    from specnir.codec.shared import load_decoder
+    from specnir.codec import write
+    from specnir.codec.decoders import load_decoder
+    from specnir.codec.encode import Settings, compress
 
     output = Path(args.output)
     if output.suffix != ".snir":
@@ -131,7 +132,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
 def cmd_batch(args: argparse.Namespace) -> int:
     from specnir.batch import BatchJob, run_batch
-    from specnir.codec import Settings
+    from specnir.codec.encode import Settings
 
     settings = config_from_args(Settings, args)
     job = BatchJob(
@@ -153,10 +154,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 
 def cmd_decompress(args: argparse.Namespace) -> int:
+    from specnir.codec.decoders import DecoderNotFound
     from specnir.reader import decompress_files
 
-    if args.workers < 1:
-        raise SpecnirError(f"workers must be at least 1, not {args.workers}")
     check_writable(args.output, directory=True)
     failed = 0
     results = decompress_files(
@@ -166,11 +166,12 @@ def cmd_decompress(args: argparse.Namespace) -> int:
         n_iter=args.n_iter,
         audio=not args.no_audio,
         workers=args.workers,
-        decoder=args.decoder,
+        decoder_path=args.decoder,
     )
     for _, written in results:
-        if isinstance(written, str):
-            print(f"specnir: error: {written}", file=sys.stderr)
+        if isinstance(written, SpecnirError):
+            hint = " (give it with --decoder)" if isinstance(written, DecoderNotFound) else ""
+            print(f"specnir: error: {written}{hint}", file=sys.stderr)
             failed += 1
             continue
         for f in written:
@@ -179,7 +180,7 @@ def cmd_decompress(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from specnir.bench import bench_rd
+    from specnir.bench.rd import bench_rd
 
     check_writable(args.output, directory=True)
     inputs = inputs_or_bundled(args.inputs)
@@ -202,7 +203,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     from specnir import codec
     from specnir.codec.container import DECODER_MAGIC
-    from specnir.codec.shared import load_decoder
+    from specnir.codec.decoders import load_decoder
 
     path = Path(args.file)
     magic = path.read_bytes()[:5] if path.is_file() else b""

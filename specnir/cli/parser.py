@@ -1,26 +1,34 @@
-"""The ``specnir`` argument parser, and the README's CLI reference made from it."""
+"""The ``specnir`` argument parser, and the CLI reference (docs/cli.md) made from it."""
 
 from __future__ import annotations
 
 import argparse
 
-from specnir.bench.rd import METHODS
+from specnir.bench.codecs import METHODS
 from specnir.cli import commands as cmd
-from specnir.cli.args import add_config_args, add_inversion_args, add_spectrogram_args
+from specnir.cli.args import (
+    COUNT,
+    SCALE,
+    Parser,
+    add_config_args,
+    add_inversion_args,
+    add_spectrogram_args,
+    number,
+)
 from specnir.codec import MODES
-from specnir.codec.modes import QUALITIES
+from specnir.codec.modes import DEFAULT_MODE, QUALITIES
 from specnir.colormap import COLORMAPS
 from specnir.corpus import GROUPINGS
-from specnir.fit import FitConfig
+from specnir.fit_config import FitConfig
 from specnir.models import IMAGE_MODELS, MODELS
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="specnir", description="Compress sets of similar speech spectrograms with small networks."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_conversion, _fitting, _coding):
+    for add in (_conversion, _fitting, _coding, _corpus, _decoding):
         add(sub)
     return parser
 
@@ -82,26 +90,13 @@ def _fitting(sub) -> None:
     p.add_argument("checkpoint", metavar="CHECKPOINT")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
     add_inversion_args(p)
-    p.add_argument("--time-scale", type=float, default=1.0, help="siren: render S times more columns")
-    p.add_argument("--freq-scale", type=float, default=1.0, help="siren: render S times more mel bands")
+    p.add_argument("--time-scale", type=SCALE, default=1.0, help="siren: render S times more columns")
+    p.add_argument("--freq-scale", type=SCALE, default=1.0, help="siren: render S times more mel bands")
     p.set_defaults(func=cmd.cmd_reconstruct)
 
 
-def _coding(sub) -> None:
-    """compress, decompress, bench."""
-    p = sub.add_parser("compress", help="fit and write one .snir file for a set of spectrograms")
-    p.add_argument("inputs", nargs="*", metavar="INPUT", help="audio files, spectrogram PNGs or directories")
-    p.add_argument("-o", "--output", required=True, metavar="SET.snir")
-    p.add_argument(
-        "--decoder",
-        metavar="DECODER.snird",
-        help="latent: fit only the latents, with this shared decoder (a batch's); the file refers to it",
-    )
-    _add_coding_args(p)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_spectrogram_args(p)
-    p.set_defaults(func=cmd.cmd_compress)
-
+def _corpus(sub) -> None:
+    """batch."""
     p = sub.add_parser(
         "batch", help="compress a corpus: its clips grouped into sets, one .snir per set and a manifest"
     )
@@ -113,22 +108,24 @@ def _coding(sub) -> None:
         default="folder",
         help="folder: each folder's clips make sets; order: all clips in order (default folder)",
     )
-    p.add_argument("--set-size", type=int, default=5, help="most clips in a set (default 5)")
+    p.add_argument("--set-size", type=COUNT, default=5, help="most clips in a set (default 5)")
     p.add_argument(
         "--sets-per-fit",
-        type=int,
+        type=COUNT,
         default=1,
         metavar="B",
-        help="fit B sets at once as one model (latent mode; other modes fit one set at a time)",
+        help=f"fit B sets at once as one model (mode {_modes_that('stacks')}; other modes fit one set at a"
+        " time)",
     )
     p.add_argument(
         "--decoder-sets",
-        type=int,
+        type=number(int, minimum=0),
         metavar="K",
-        help="latent: fit one decoder on K sets, store it once (OUTDIR/decoder.snird) and code every set's"
+        help=f"{_modes_that('shares_decoder')}: fit one decoder on K sets, store it once"
+        " (OUTDIR/decoder.snird) and code every set's"
         " latents with it (default 4; 0: every file holds its own networks)",
     )
-    p.add_argument("--workers", type=int, help="run on a local Ray with N workers (specnir[distributed])")
+    p.add_argument("--workers", type=COUNT, help="run on a local Ray with N workers (specnir[distributed])")
     p.add_argument(
         "--ray-address", metavar="ADDR", help="run on the Ray cluster at ADDR (every node sees CORPUS)"
     )
@@ -137,6 +134,26 @@ def _coding(sub) -> None:
     add_spectrogram_args(p)
     p.set_defaults(func=cmd.cmd_batch)
 
+
+def _coding(sub) -> None:
+    """compress."""
+    p = sub.add_parser("compress", help="fit and write one .snir file for a set of spectrograms")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="audio files, spectrogram PNGs or directories")
+    p.add_argument("-o", "--output", required=True, metavar="SET.snir")
+    p.add_argument(
+        "--decoder",
+        metavar="DECODER.snird",
+        help=f"{_modes_that('shares_decoder')}: fit only the latents, with this shared decoder (a batch's);"
+        " the file refers to it",
+    )
+    _add_coding_args(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_spectrogram_args(p)
+    p.set_defaults(func=cmd.cmd_compress)
+
+
+def _decoding(sub) -> None:
+    """decompress, bench."""
     p = sub.add_parser(
         "decompress",
         help="decode .snir files to <clip>.png and <clip>.wav (one file: in OUTDIR; more, or folders:"
@@ -146,7 +163,7 @@ def _coding(sub) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
     add_inversion_args(p)
     p.add_argument("--no-audio", action="store_true", help="images only")
-    p.add_argument("--workers", type=int, default=1, help="files decoded at once, in processes (default 1)")
+    p.add_argument("--workers", type=COUNT, default=1, help="files decoded at once, in processes (default 1)")
     p.add_argument(
         "--decoder",
         metavar="DECODER.snird",
@@ -166,7 +183,7 @@ def _coding(sub) -> None:
         help=f"{', '.join(METHODS)}, each with its own qualities if given (default: all)",
     )
     p.add_argument("--qualities", nargs="+", type=int, default=[2, 4, 6, 8], help="default 2 4 6 8")
-    p.add_argument("--steps", type=int, help="optimiser steps per specnir point (default: each mode's)")
+    p.add_argument("--steps", type=COUNT, help="optimiser steps per specnir point (default: each mode's)")
     p.add_argument("--audio", action="store_true", help="also PESQ-WB and STOI of the decoded audio")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_spectrogram_args(p)
@@ -174,38 +191,54 @@ def _coding(sub) -> None:
 
 
 def _add_coding_args(p: argparse.ArgumentParser) -> None:
-    """What ``compress`` and ``batch`` share: mode, quality and the fit."""
+    """What ``compress`` and ``batch`` share: mode, quality and the fit (the modes' own words, from the
+    registry)."""
     coded = sorted({arch for mode in MODES.values() for arch in mode.archs})  # what some mode codes with
-    p.add_argument("--arch", choices=coded, help="default: the mode's own (model: gru)")
+    defaults = _by_quality(lambda q: DEFAULT_MODE[q])
+    firsts = ", ".join(f"{name}: {next(iter(mode.archs))}" for name, mode in MODES.items())
+    p.add_argument("--arch", choices=coded, help="default: the mode's first (" + firsts + ")")
     p.add_argument(
         "--mode",
         choices=tuple(MODES),
-        help="; ".join(f"{name}: {mode.help}" for name, mode in MODES.items())
-        + " (default: latent for quality 1-6, residual for 7-8)",
+        help="; ".join(f"{name}: {mode.help}" for name, mode in MODES.items()) + f" (default: {defaults})",
     )
     p.add_argument(
         "--quality",
         type=int,
         default=4,
         metavar="Q",
-        help="1-8, higher is better (default 4); model: about 500*2^Q weights; residual: max error"
-        " 16,10,6,4,3,2,1,0; latent: λ 8e-3 halved per step, a full-resolution grid from 5 on",
+        help="1-8, higher is better (default 4); "
+        + "; ".join(f"{name}: {mode.quality_help}" for name, mode in MODES.items()),
     )
-    p.add_argument("--max-error", type=int, help="residual: largest error in grey levels (0: lossless)")
-    p.add_argument("--lambda", type=float, dest="lam", help="latent: λ instead of the quality's")
+    p.add_argument(
+        "--max-error",
+        type=number(int, minimum=0),
+        help=f"{_taking('max_error')}: largest error in grey levels (0: lossless)",
+    )
+    p.add_argument("--lambda", type=float, dest="lam", help=f"{_taking('lam')}: λ instead of the quality's")
     p.add_argument(
         "--steps",
-        type=int,
+        type=COUNT,
         help="optimiser steps (default: the mode's, "
-        + "; ".join(f"{name} {_steps_by_quality(mode)}" for name, mode in MODES.items())
+        + "; ".join(f"{name} {_by_quality(mode.fit_steps)}" for name, mode in MODES.items())
         + ")",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
 
 
+def _modes_that(flag: str) -> str:
+    """The modes whose ``flag`` (``stacks``, ``shares_decoder``) is set, for a help text."""
+    return " or ".join(name for name, mode in MODES.items() if getattr(mode, flag))
+
+
+def _taking(option: str) -> str:
+    """The modes that take an option, for its help."""
+    return " or ".join(name for name, mode in MODES.items() if option in mode.options)
+
+
 def help_reference(width: int = 100) -> str:
-    """Markdown of every command's ``--help`` at ``width`` columns: the README's CLI reference."""
+    """Markdown of every command's ``--help`` at ``width`` columns: docs/cli.md."""
     import os
     from unittest import mock
 
@@ -218,15 +251,16 @@ def help_reference(width: int = 100) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def _steps_by_quality(mode) -> str:
-    """``800`` or ``1500 at quality 1-4, 3000 at 5-8``: a mode's default steps."""
-    runs: list[list] = []  # [steps, first quality, last quality]
+def _by_quality(value) -> str:
+    """``800``, or ``latent for quality 1-6, residual for 7-8``: what ``value(quality)`` is, in runs."""
+    runs: list[list] = []  # [value, first quality, last quality]
     for q in QUALITIES:
-        steps = mode.fit_steps(q)
-        if runs and runs[-1][0] == steps:
+        if runs and runs[-1][0] == value(q):
             runs[-1][2] = q
         else:
-            runs.append([steps, q, q])
+            runs.append([value(q), q, q])
     if len(runs) == 1:
         return str(runs[0][0])
-    return "quality " + ", ".join(f"{lo}-{hi}: {steps}" for steps, lo, hi in runs)
+    return ", ".join(
+        f"{v} for quality {lo}-{hi}" if k == 0 else f"{v} for {lo}-{hi}" for k, (v, lo, hi) in enumerate(runs)
+    )

@@ -53,8 +53,8 @@ def fit_summary(record: dict, run_dir: Path) -> str:
 def compress_summary(output: Path, report: dict, *, header: dict, n_images: int) -> str:
     r = report
     bound = "lossless" if r["max_error"] == 0 else f"max error {r['max_error']} grey levels"
-    if r.get("decoder"):
-        weights = f"{r['weights']:,} weights in the shared decoder {r['decoder']} (not in this file)"
+    if r.get("decoder_id"):
+        weights = f"{r['weights']:,} weights in the shared decoder {r['decoder_id']} (not in this file)"
     else:
         weights = (
             f"{r['weights']:,} weights in {r['weight_bits'] / 8:,.0f} bytes"
@@ -71,7 +71,7 @@ def compress_summary(output: Path, report: dict, *, header: dict, n_images: int)
         ratio = sum(r["latent_grid_bits"]) / max(sum(r["latent_estimate_bits"]), 1e-9)
         lines.append(f"  latents: {coded} bytes per grid ({ratio:.4f} × the entropy model's estimate)")
     if r.get("both_fitted"):
-        kept = "the decoder's" if r.get("decoder") else "its own"
+        kept = "the decoder's" if r.get("decoder_id") else "its own"
         lines.append(
             f"  with the shared decoder this set's loss was {r['decoder_loss_ratio']:.2f} × that of the sets"
             f" it was fitted on: fitted with its own networks too, and {kept} kept (lower MSE + λ·bits)"

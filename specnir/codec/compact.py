@@ -3,7 +3,8 @@
 At 116k pixels a 1–2 kB JSON header is a tenth of a lossy file, so version 2 writes (``uv`` = unsigned
 LEB128 varint, ``sv`` = zigzag varint, ``json`` = ``uv`` length + UTF-8 JSON object, keys sorted)::
 
-    1 byte   mode (index in MODE_IDS)        1 byte  arch (index in ARCH_IDS)       1 byte  quality
+    1 byte   mode id                         1 byte  arch id                        1 byte  quality
+             (the ids are the modes' own: :mod:`specnir.codec.modes`)
     json     model_config: only the fields that differ from the mode's settings for the quality (latent)
              or the config class's defaults
     json     params: only the SpecParams fields that differ from the defaults (usually "{}" → 2 bytes)
@@ -13,8 +14,9 @@ LEB128 varint, ``sv`` = zigzag varint, ``json`` = ``uv`` length + UTF-8 JSON obj
     uv       number of weight tensors, uv number of weights (checked against the network before any
              weight is decoded); per tensor (in the network's order; names and shapes come from
              the network the config describes): 1 byte exponent, sv min, sv max, 1 byte scale index
-             (:func:`specnir.codec.weights.index_scale`)
-    uv       number of mode fields, then each as uv: the latent mode's alphabet A of every grid
+             (:func:`specnir.codec.weights.scale_of_index`)
+    uv       number of mode fields, then each as uv (:meth:`~specnir.codec.modes.CodingMode.header_fields`:
+             the latent mode's alphabet A of every grid; the other modes have none)
     8 bytes  version 3 only: the id of the shared decoder that holds the weights (the file then has no
              weight tensors: ``0, 0``)
 
@@ -33,13 +35,11 @@ import dataclasses
 import json
 import math
 
-from specnir.codec.modes import MODES
+from specnir.codec.modes import MODES, arch_with_id, mode_with_id
 from specnir.errors import SpecnirError
 from specnir.models import MODELS
 from specnir.spectrogram import SpecParams
 
-MODE_IDS = ("model", "residual", "latent")
-ARCH_IDS = ("gru", "siren", "latent")
 MAX_COUNT = 1 << 20
 DECODER_ID_BYTES = 8
 
@@ -179,12 +179,12 @@ def encode_header(header: dict, *, version: int = 2) -> bytes:
         w.sv(round(im["db_min"] * 100))
         w.sv(round(im["db_max"] * 100))
     _write_tensors(w, header)
-    fields = header.get("latents", {}).get("alphabets", [])
+    fields = MODES[header["mode"]].header_fields(header)
     w.uv(len(fields))
     for value in fields:
         w.uv(value)
     if version >= 3:
-        w.out += bytes.fromhex(header["decoder"])
+        w.out += bytes.fromhex(header["decoder_id"])
     return bytes(w.out)
 
 
@@ -198,8 +198,9 @@ def encode_decoder_header(header: dict) -> bytes:
 
 
 def _write_network(w: _Writer, header: dict) -> None:
-    w.byte(MODE_IDS.index(header["mode"]))
-    w.byte(ARCH_IDS.index(header["arch"]))
+    mode = MODES[header["mode"]]
+    w.byte(mode.id)
+    w.byte(mode.archs[header["arch"]])
     w.byte(header["quality"])
     defaults = _config_defaults(header["mode"], header["arch"], header["quality"])
     w.json({k: v for k, v in header["model_config"].items() if v != defaults.get(k)})
@@ -239,11 +240,9 @@ def decode_header(data: bytes, *, version: int = 2) -> dict:
         )
     header |= {"params": params, "height": SpecParams.from_dict(params).n_bins, "images": images}
     header |= _read_tensors(r)
-    fields = [r.uv(MAX_COUNT) for _ in range(r.uv(64))]
-    if header["mode"] == "latent":
-        header["latents"] = {"alphabets": fields}
+    header |= MODES[header["mode"]].read_header_fields([r.uv(MAX_COUNT) for _ in range(r.uv(64))])
     if version >= 3:
-        header["decoder"] = bytes(r.byte() for _ in range(DECODER_ID_BYTES)).hex()
+        header["decoder_id"] = bytes(r.byte() for _ in range(DECODER_ID_BYTES)).hex()
     if r.pos != r.end:
         raise SpecnirError("trailing bytes after the header")
     return header
@@ -260,10 +259,8 @@ def decode_decoder_header(data: bytes) -> dict:
 
 
 def _read_network(r: Reader) -> dict:
-    mode, arch, quality = r.byte(), r.byte(), r.byte()
-    if mode >= len(MODE_IDS) or arch >= len(ARCH_IDS):
-        raise SpecnirError("header names an unknown mode or architecture")
-    mode, arch = MODE_IDS[mode], ARCH_IDS[arch]
+    mode = mode_with_id(r.byte())
+    arch, quality, mode = arch_with_id(mode, r.byte()), r.byte(), mode.name
     config = {**_config_defaults(mode, arch, quality), **r.json()}
     return {"format": "snir", "arch": arch, "mode": mode, "quality": quality, "model_config": config}
 

@@ -48,7 +48,7 @@ Header fields (as :func:`unpack` returns them, every version; :mod:`specnir.code
                   takes them from the network), exponent e (the weights are integers q · 2^-e), min and
                   max of q, and the Laplace that codes q: scale (version 1) or scale_index (version 2)
     latents       mode "latent" only: alphabets, the largest |latent − floor(predicted mean)| of each grid
-    decoder       version 3 only: the shared decoder's id (16 hex digits); ``tensors`` is then empty
+    decoder_id    version 3 only: the shared decoder's id (16 hex digits); ``tensors`` is then empty
 
 Payload, in this order:
 
@@ -113,7 +113,7 @@ HEADER_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, Ov
 def pack(header: dict, payload: np.ndarray) -> bytes:
     """The file's bytes for ``header`` (the dict :func:`unpack` returns) and payload words ``(n,)
     uint32``: version 3 if the header names a shared decoder, else version 2."""
-    version = 3 if header.get("decoder") else 2
+    version = 3 if header.get("decoder_id") else 2
     return _framed(MAGIC, version, encode_header(header, version=version), payload)
 
 

@@ -163,8 +163,9 @@ def read_header(header: dict) -> tuple[SpectrogramModel, SpecParams, list[ImageL
 
 
 def read_decoder_header(header: dict) -> list[dict]:
-    """Validate a shared decoder's header (:mod:`specnir.codec.shared`): its tensor entries, named."""
-    _check(header.get("mode") == "latent", "a shared decoder holds the latent mode's networks")
+    """Validate a shared decoder's header (:mod:`specnir.codec.decoders`): its tensor entries, named."""
+    mode = MODES.get(header.get("mode"))
+    _check(mode is not None and mode.shares_decoder, f"mode {header.get('mode')} has no shared decoder")
     cls, config, entries = _network(header)
     with torch.device("meta"):  # the networks' shapes do not depend on the images
         model = cls(cls.Config(**config), n_images=1, height=8, width=8)
@@ -176,10 +177,10 @@ def read_decoder_header(header: dict) -> list[dict]:
 def describe(header: dict) -> dict:
     """What ``specnir info`` prints for a ``.snir`` header (checked first, like :func:`read_header`)."""
     try:
-        if header.get("decoder"):  # the weights are in a shared decoder: the rest is checked
+        if header.get("decoder_id"):  # the weights are in a shared decoder: the rest is checked
             params, layouts = read_layout(header)
             _network(header)
-            weights = exponents = f"in the shared decoder {header['decoder']}"
+            weights = exponents = f"in the shared decoder {header['decoder_id']}"
         else:
             model, params, layouts, entries = read_header(header)
             weights = sum(p.numel() for p in model.weights().values())

@@ -33,7 +33,7 @@ MEAN_STEPS = 16  # the mean is rounded to 1/16 of a latent step
 # Log-scale levels: LOG_LOW/4096 = ln 0.02, N_SCALES steps of STEP/4096 ≈ 0.144 up to ln 200 (integers:
 # no platform's log decides a level).
 LOG_LOW, LOG_STEP, N_SCALES = -16024, 589, 64
-PRECISION = 16  # every table's frequencies sum to 2^16; each symbol gets at least 1
+LATENT_PRECISION = 16  # every table's frequencies sum to 2^16; each symbol gets at least 1
 MAX_ALPHABET = 255  # A: largest |latent − floor(mean)| a file may declare
 OFFSETS = PAST + BELOW  # the context, in the entropy model's input order
 
@@ -48,7 +48,7 @@ def latent_tables(alphabet: int) -> np.ndarray:
     ``r / MEAN_STEPS`` above ``floor(mean)`` and each scale level."""
     fractions = np.arange(MEAN_STEPS) / MEAN_STEPS
     return laplace_frequencies(
-        -alphabet, alphabet, fractions, scale_of_level(np.arange(N_SCALES)), precision=PRECISION
+        -alphabet, alphabet, fractions, scale_of_level(np.arange(N_SCALES)), precision=LATENT_PRECISION
     )
 
 
@@ -116,23 +116,23 @@ class GridOrder:
         return (slice(a, b) for a, b in zip(self.starts[:-1], self.starts[1:], strict=True))
 
 
-def coded_columns(model: LatentCodec) -> list[list[int]]:
+def coded_column_counts(model: LatentCodec) -> list[list[int]]:
     """Per grid, the latent columns of each image that are coded (those not wholly in its padding: the
     model's column masks, set by :meth:`~specnir.models.latent.LatentCodec.set_widths`)."""
     return [[int(n) for n in mask.sum(-1).reshape(-1)] for mask in model.column_masks]
 
 
 def _probabilities(tables: np.ndarray, mean: np.ndarray, level: np.ndarray) -> np.ndarray:
-    return probabilities(tables[mean % MEAN_STEPS, level], PRECISION)
+    return probabilities(tables[mean % MEAN_STEPS, level], LATENT_PRECISION)
 
 
-def encode_latents(model: LatentCodec, widths: list[int], encoder) -> tuple[list[int], list[float]]:
-    """Code the model's rounded latents (images ``widths`` wide); returns each grid's alphabet ``A`` and
-    its coded bits."""
+def encode_latents(model: LatentCodec, widths: list[int], stream) -> tuple[list[int], list[float]]:
+    """Code the model's rounded latents (images ``widths`` wide) onto ``stream`` (a range encoder); returns
+    each grid's alphabet ``A`` and its coded bits."""
     model.set_widths(widths)
     entropy = IntegerEntropyModel(model)
     alphabets, bits = [], []
-    for g, (latent, columns) in enumerate(zip(model.latents, coded_columns(model), strict=True)):
+    for g, (latent, columns) in enumerate(zip(model.latents, coded_column_counts(model), strict=True)):
         y = (torch.round(latent.detach()) * model.column_masks[g]).to(torch.int64).numpy()  # padding: 0
         order = GridOrder(y.shape, columns)
         padded = np.zeros((y.shape[0], y.shape[1] + 6, y.shape[2] + 2), np.int64)
@@ -144,32 +144,29 @@ def encode_latents(model: LatentCodec, widths: list[int], encoder) -> tuple[list
             raise SpecnirError(
                 f"a latent lies {alphabet} steps from its predicted mean (at most {MAX_ALPHABET})"
             )
-        before = encoder.num_bits()
+        before = stream.num_bits()
         if d.size:
             tables = latent_tables(alphabet)
-            encoder.encode(
-                (d + alphabet).astype(np.int32), categorical(), _probabilities(tables, mean, level)
-            )
+            stream.encode((d + alphabet).astype(np.int32), categorical(), _probabilities(tables, mean, level))
         alphabets.append(alphabet)
-        bits.append(float(encoder.num_bits() - before))
+        bits.append(float(stream.num_bits() - before))
     return alphabets, bits
 
 
-def decode_latents(
-    model: LatentCodec, widths: list[int], alphabets: list[int], decoder
-) -> list[torch.Tensor]:
-    """The rounded latents ``(N, h_g, w_g)`` per grid that :func:`encode_latents` coded."""
+def decode_latents(model: LatentCodec, widths: list[int], alphabets: list[int], stream) -> list[torch.Tensor]:
+    """The rounded latents ``(N, h_g, w_g)`` per grid that :func:`encode_latents` coded, read from
+    ``stream`` (a range decoder)."""
     model.set_widths(widths)
     entropy = IntegerEntropyModel(model)
     grids = []
-    for g, (latent, columns) in enumerate(zip(model.latents, coded_columns(model), strict=True)):
+    for g, (latent, columns) in enumerate(zip(model.latents, coded_column_counts(model), strict=True)):
         n, h, w = latent.shape
         order, alphabet = GridOrder((n, h, w), columns), alphabets[g]
         tables = latent_tables(alphabet)
         padded = np.zeros((n, h + 6, w + 2), np.int64)
         for sel in order.wavefronts():
             mean, level = entropy(order.context(padded, sel), g)
-            d = decoder.decode(categorical(), _probabilities(tables, mean, level))
+            d = stream.decode(categorical(), _probabilities(tables, mean, level))
             padded[order.k[sel], 3 + order.f[sel], 2 + order.x[sel]] = (
                 np.asarray(d, np.int64) - alphabet + (mean >> 4)
             )

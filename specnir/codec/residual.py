@@ -29,7 +29,7 @@ from specnir.models.predictor import (
     log_scale,
     predicted_mean,
     prediction_error,
-    scale_index,
+    scale_entry,
 )
 
 
@@ -101,7 +101,7 @@ def predictive_loop(model: PredictiveGRU, widths: list[int], coder: Coder) -> np
             error = np.zeros((n, h + 2))  # error[:, 2 + f] = |d[f, x] − mean_f| in grey levels
             for f in range(h):
                 mean = predicted_mean(co[:, f], (change[:, c + f - j] for j in range(1, c + 1)))
-                index = scale_index(log_scale(co[:, f], error[:, f + 1], error[:, f]))
+                index = scale_entry(log_scale(co[:, f], error[:, f + 1], error[:, f]))
                 p = distribution(grey_level(mean), index, k)
                 sigma = coder(x, f, active, p)
                 decoded[:, f, x] = np.clip((sigma + p.t0) * delta + p.rho, 0, 255) * active / 255
@@ -116,8 +116,9 @@ def _family(max_error: int):
     return constriction.stream.model.QuantizedLaplace(lo, hi)
 
 
-def encode_residuals(model: PredictiveGRU, data: ImageSet, encoder) -> np.ndarray:
-    """Code ``data``'s 8-bit images with the predictor; returns the decoder's reconstruction (uint8)."""
+def encode_residuals(model: PredictiveGRU, data: ImageSet, stream) -> np.ndarray:
+    """Code ``data``'s 8-bit images with the predictor onto ``stream`` (a range encoder); returns the
+    decoder's reconstruction (uint8)."""
     truth = np.rint(data.target.numpy()[:, ::-1] * 255).astype(np.int64)  # bin 0 lowest
     k = model.config.max_error
     delta = 2 * k + 1
@@ -132,7 +133,7 @@ def encode_residuals(model: PredictiveGRU, data: ImageSet, encoder) -> np.ndarra
 
     recon = predictive_loop(model, data.widths, coder)
     if symbols:
-        encoder.encode(
+        stream.encode(
             np.concatenate(symbols).astype(np.int32),
             _family(k),
             np.concatenate(means),
@@ -141,15 +142,15 @@ def encode_residuals(model: PredictiveGRU, data: ImageSet, encoder) -> np.ndarra
     return recon
 
 
-def decode_residuals(model: PredictiveGRU, widths: list[int], decoder) -> np.ndarray:
-    """The images ``(N, H, W)`` uint8 that :func:`encode_residuals` coded."""
+def decode_residuals(model: PredictiveGRU, widths: list[int], stream) -> np.ndarray:
+    """The images ``(N, H, W)`` uint8 that :func:`encode_residuals` coded, read from ``stream``."""
     k = model.config.max_error
     family = _family(k)
 
     def coder(x, f, active, p):
         sigma = np.zeros(len(active), np.int64)
         if active.any():
-            sigma[active] = decoder.decode(family, p.mean[active], p.scale[active])
+            sigma[active] = stream.decode(family, p.mean[active], p.scale[active])
         return sigma
 
     return predictive_loop(model, widths, coder)

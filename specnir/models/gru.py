@@ -23,18 +23,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from specnir.errors import check_bounds
 from specnir.models.base import SpectrogramModel
 
 
 @dataclass
 class GRUConfig:
-    hidden: int = field(default=20, metadata={"help": "GRU hidden units per frequency bin"})
-    kernel: int = field(default=5, metadata={"help": "bins of the previous column seen (odd)"})
-    embed: int = field(default=4, metadata={"help": "per-image embedding size"})
-    time_freqs: int = field(default=6, metadata={"help": "Fourier frequencies of the time position"})
-    freq_freqs: int = field(default=4, metadata={"help": "Fourier frequencies of the bin position"})
-    sine: int = field(default=16, metadata={"help": "learned sine features of (time, frequency, image)"})
-    w0: float = field(default=30.0, metadata={"help": "frequency factor of the sine features"})
+    hidden: int = field(default=20, metadata={"help": "GRU hidden units per frequency bin", "min": 1})
+    kernel: int = field(default=5, metadata={"help": "bins of the previous column seen (odd)", "min": 1})
+    embed: int = field(default=4, metadata={"help": "per-image embedding size", "min": 0})
+    time_freqs: int = field(
+        default=6, metadata={"help": "Fourier frequencies of the time position", "min": 0}
+    )
+    freq_freqs: int = field(default=4, metadata={"help": "Fourier frequencies of the bin position", "min": 0})
+    sine: int = field(
+        default=16, metadata={"help": "learned sine features of (time, frequency, image)", "min": 0}
+    )
+    w0: float = field(default=30.0, metadata={"help": "frequency factor of the sine features", "above": 0})
+
+    def __post_init__(self) -> None:
+        check_bounds(self)
 
 
 def fourier_features(position: torch.Tensor, n_freqs: int) -> torch.Tensor:

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from specnir.errors import check_bounds
 from specnir.models.base import SpectrogramModel
 from specnir.models.laplace import laplace_bits
 from specnir.models.loss import masked_loss
@@ -49,14 +50,21 @@ ACROSS = [(-1, 0), (0, 0), (1, 0)]  # with ``cross``: the previous image's colum
 
 @dataclass
 class LatentConfig:
-    grids: int = field(default=3, metadata={"help": "latent grids per image, each half as fine as the last"})
-    first: int = field(default=1, metadata={"help": "the finest grid is 1/2^first of the image"})
-    synthesis: int = field(default=12, metadata={"help": "hidden channels of the synthesis"})
+    grids: int = field(
+        default=3, metadata={"help": "latent grids per image, each half as fine as the last", "min": 1}
+    )
+    first: int = field(default=1, metadata={"help": "the finest grid is 1/2^first of the image", "min": 0})
+    synthesis: int = field(default=12, metadata={"help": "hidden channels of the synthesis", "min": 1})
     entropy: str = field(default="mlp", metadata={"help": "mlp | gru", "choices": ENTROPY_MODELS})
-    entropy_hidden: int = field(default=16, metadata={"help": "hidden units of the entropy model"})
-    lam: float = field(default=2e-3, metadata={"help": "λ: weight of bits per pixel against the MSE"})
+    entropy_hidden: int = field(default=16, metadata={"help": "hidden units of the entropy model", "min": 1})
+    lam: float = field(
+        default=2e-3, metadata={"help": "λ: weight of bits per pixel against the MSE", "min": 0}
+    )
     anneal: bool = field(default=True, metadata={"help": "annealed soft rounding, then straight-through"})
     cross: bool = field(default=False, metadata={"help": "context from the previous image's latents too"})
+
+    def __post_init__(self) -> None:
+        check_bounds(self)
 
 
 def softround(x: torch.Tensor, t: float) -> torch.Tensor:
@@ -94,7 +102,7 @@ def latent_rate(latents: torch.Tensor, predicted: torch.Tensor) -> torch.Tensor:
     return laplace_bits(latents - mean, torch.exp(log_b.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX)), 1.0)
 
 
-def coded_columns(widths: list[int], columns: int, scale: int, *, device=None) -> torch.Tensor:
+def column_mask(widths: list[int], columns: int, scale: int, *, device=None) -> torch.Tensor:
     """``(N, 1, columns)``: 1 on the latent columns of a grid at 1/``scale`` that an image of each width
     codes (a column wholly in the padding is not coded)."""
     starts = torch.arange(columns, device=device) * scale
@@ -172,6 +180,37 @@ class EntropyGRU(nn.Module):
         return self.head(torch.cat([state.reshape(n, h, w, -1), in_column(latents, self.cross)], -1))
 
 
+class Synthesis(nn.Sequential):
+    """Up-sampled grids and the row frequency ``(N, G + 1, H, W)`` → an image ``(N, 1, H, W)``: two 1 × 1
+    and two 3 × 3 convolutions (replicate padding) with ReLUs between them.
+
+    ``last_column`` (a 0-d tensor: a stacked fit's set padded to a wider width) makes every padded
+    convolution read, past that column, copies of it, which is what replicate padding reads at the
+    image's own right edge: the columns up to it are those of the image synthesised at its own width.
+    """
+
+    def __init__(self, in_channels: int, hidden: int) -> None:
+        super().__init__(
+            nn.Conv2d(in_channels, hidden, 1),
+            nn.ReLU(),
+            nn.Conv2d(hidden, hidden, 1),
+            nn.ReLU(),
+            nn.Conv2d(hidden, hidden, 3, padding=1, padding_mode="replicate"),
+            nn.ReLU(),
+            nn.Conv2d(hidden, 1, 3, padding=1, padding_mode="replicate"),
+        )
+        nn.init.constant_(self[-1].bias, 0.5)
+
+    def forward(self, x: torch.Tensor, last_column: torch.Tensor | None = None) -> torch.Tensor:
+        for layer in self:
+            if last_column is not None and getattr(layer, "padding", (0, 0)) != (0, 0):
+                inside = torch.arange(x.shape[-1], device=x.device) <= last_column
+                edge = torch.take_along_dim(x, last_column.view(1, 1, 1, 1).expand(*x.shape[:-1], 1), -1)
+                x = torch.where(inside, x, edge)
+            x = layer(x)
+        return x
+
+
 class LatentCodec(SpectrogramModel):
     """Latent grids per image, one synthesis and one entropy model for the whole set (see the module)."""
 
@@ -188,17 +227,7 @@ class LatentCodec(SpectrogramModel):
             nn.Parameter(torch.zeros(n_images, math.ceil(height / s), math.ceil(width / s)))
             for s in self.scales
         )
-        c = config.synthesis
-        self.synthesis = nn.Sequential(
-            nn.Conv2d(config.grids + 1, c, 1),
-            nn.ReLU(),
-            nn.Conv2d(c, c, 1),
-            nn.ReLU(),
-            nn.Conv2d(c, c, 3, padding=1, padding_mode="replicate"),
-            nn.ReLU(),
-            nn.Conv2d(c, 1, 3, padding=1, padding_mode="replicate"),
-        )
-        nn.init.constant_(self.synthesis[-1].bias, 0.5)
+        self.synthesis = Synthesis(config.grids + 1, config.synthesis)
         model = EntropyMLP if config.entropy == "mlp" else EntropyGRU
         self.entropy = model(config.grids, config.entropy_hidden, config.cross)
         # (made on the CPU even under a meta-device context, where linspace and eye import sympy and
@@ -217,7 +246,7 @@ class LatentCodec(SpectrogramModel):
         """Zero the latent columns that lie wholly in an image's padding: they are not coded."""
         for g, s in enumerate(self.scales):
             mask = getattr(self, f"mask{g}")
-            mask.copy_(coded_columns(widths, mask.shape[-1], s, device=mask.device))
+            mask.copy_(column_mask(widths, mask.shape[-1], s, device=mask.device))
 
     def set_progress(self, fraction: float) -> None:
         self.progress = fraction

@@ -16,7 +16,7 @@ own error (uniform in ``[−K, K]``) added to the context, so the weights learn 
 
 Every formula of that arithmetic is written once, here, as a function of arrays of any shape:
 :func:`predicted_mean`, :func:`prediction_error`, :func:`log_scale`, :func:`grey_level` and
-:func:`scale_index`. Training applies them to whole ``(N, H, W)`` torch tensors at once
+:func:`scale_entry`. Training applies them to whole ``(N, H, W)`` torch tensors at once
 (:meth:`PredictiveGRU.predict`); the sequential coder (:mod:`specnir.codec.residual`) applies them to one bin
 of every image at a time, as float64 numpy arrays, and both compute the same numbers (a test checks that
 the rounded predictions and scale indices are identical).
@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from specnir.errors import check_bounds
 from specnir.models.base import SpectrogramModel
 from specnir.models.gru import fourier_features, neighbourhood
 from specnir.models.laplace import laplace_bits
@@ -74,7 +75,7 @@ def grey_level(mean):
     return (mean * 255 * 16).round() / 16
 
 
-def scale_index(log_b):
+def scale_entry(log_b):
     """The entry of :data:`SCALE_TABLE` that the coder uses for ``log b`` (integers, same shape)."""
     index = ((log_b - math.log(SCALE_MIN)) / LOG_SCALE_STEP).round().clip(0, SCALE_LEVELS - 1)
     return index.to(torch.int64) if isinstance(index, torch.Tensor) else index.astype(np.int64)
@@ -82,12 +83,17 @@ def scale_index(log_b):
 
 @dataclass
 class PredictorConfig:
-    hidden: int = field(default=12, metadata={"help": "GRU hidden units per frequency bin"})
-    kernel: int = field(default=5, metadata={"help": "bins of the previous column seen (odd)"})
-    embed: int = field(default=4, metadata={"help": "per-image embedding size"})
-    freq_freqs: int = field(default=4, metadata={"help": "Fourier frequencies of the bin position"})
-    context: int = field(default=4, metadata={"help": "decoded bins below f in column x used"})
-    max_error: int = field(default=0, metadata={"help": "largest error in grey levels (0: lossless)"})
+    hidden: int = field(default=12, metadata={"help": "GRU hidden units per frequency bin", "min": 1})
+    kernel: int = field(default=5, metadata={"help": "bins of the previous column seen (odd)", "min": 1})
+    embed: int = field(default=4, metadata={"help": "per-image embedding size", "min": 0})
+    freq_freqs: int = field(default=4, metadata={"help": "Fourier frequencies of the bin position", "min": 0})
+    context: int = field(default=4, metadata={"help": "decoded bins below f in column x used", "min": 0})
+    max_error: int = field(
+        default=0, metadata={"help": "largest error in grey levels (0: lossless)", "min": 0}
+    )
+
+    def __post_init__(self) -> None:
+        check_bounds(self)
 
 
 def shift_up(values: torch.Tensor, j: int) -> torch.Tensor:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from specnir.errors import check_bounds
 from specnir.models.base import SpectrogramModel
 
 MULTI = ("index", "tile", "heads")
@@ -24,10 +25,13 @@ MULTI = ("index", "tile", "heads")
 
 @dataclass
 class SirenConfig:
-    width: int = field(default=48, metadata={"help": "hidden units per layer"})
-    depth: int = field(default=3, metadata={"help": "hidden layers"})
-    w0: float = field(default=30.0, metadata={"help": "sine frequency factor ω0"})
+    width: int = field(default=48, metadata={"help": "hidden units per layer", "min": 1})
+    depth: int = field(default=3, metadata={"help": "hidden layers", "min": 1})
+    w0: float = field(default=30.0, metadata={"help": "sine frequency factor ω0", "above": 0})
     multi: str = field(default="index", metadata={"help": "index | tile | heads", "choices": MULTI})
+
+    def __post_init__(self) -> None:
+        check_bounds(self)
 
 
 class SineLayer(nn.Module):

@@ -3,17 +3,20 @@
 ``StackedLatents(models, widths)`` takes B :class:`~specnir.models.latent.LatentCodec` s — one per set, each
 built and seeded exactly as ``compress`` builds it — and computes all B losses in one pass: the latents'
 rounding, the entropy MLP (batched matrix products, one weight matrix per set), the rates, the errors and
-the optimiser step run once for all sets. On a CPU the synthesis runs per set, at the set's own size and
-through the same layers as a fit of the set alone (:func:`~specnir.models.latent.synthesis_input`); on a
-GPU, where B small launches a step would leave it idle, all sets are synthesised at once (grouped
-convolutions, one group per set; the up-sampling by each set's own linear taps, :func:`linear_taps`),
-with every set's pixels those of its own synthesis up to the arithmetic's rounding. Sets are
+the optimiser step run once for all sets. The networks are the latent codec's own modules, called with
+each set's weights (``torch.func.functional_call``): one set after another at the set's own size, the
+arithmetic of a fit of the set alone (the CPU's way), or ``batched`` — all sets at once through
+``torch.func.vmap`` (grouped convolutions and batched products: a GPU's way, where B small launches a step
+would leave it idle), each set's grids up-sampled to its own width by its own linear taps
+(:func:`linear_taps`) and its synthesis reading its own right edge
+(:class:`~specnir.models.latent.Synthesis`), so that every set's pixels are those of its own synthesis up
+to the arithmetic's rounding. Sets are
 padded to the widest set and the most images (masked out: padding costs nothing), so every set
 minimises exactly its own ``MSE + λ · bits per pixel``; only the arithmetic's order and the training
 noise (one draw for all sets) differ from a fit of the set alone. :meth:`unstack` puts each set's weights
 and latents back into its own model, which ``compress`` then quantises and codes as usual. With
-``shared``, the sets share one synthesis and one entropy model, fitted to the sum of their losses (a
-decoder for a whole corpus; measured by ``benchmarks/shared_decoder.py``).
+``shared_networks``, the sets share one synthesis and one entropy model, fitted to the sum of their
+losses (a decoder for a whole corpus) or frozen (a shared decoder's).
 
 Shapes below: ``B`` sets, ``n`` images per set (padded), ``H × W`` pixels (padded), ``G`` grids.
 """
@@ -23,21 +26,17 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call
+from torch.func import functional_call, vmap
 
 from specnir.models.base import SpectrogramModel
 from specnir.models.latent import (
     LATENT_LR_SCALE,
     LatentCodec,
-    coded_columns,
+    column_mask,
     latent_rate,
     synthesis_input,
     training_rounding,
 )
-
-# Devices where the entropy MLP and the synthesis run once for all sets (batched products, grouped
-# convolutions); on a CPU these are slower than one set at a time (measured: grouped synthesis 2× per set).
-BATCHED = {"cuda"}
 
 
 def linear_taps(size: int, out: int, *, pad_to: int = 0, dense: bool = False):
@@ -75,21 +74,29 @@ class StackedLatents(SpectrogramModel):
 
     default_lr = LatentCodec.default_lr
 
-    def __init__(self, models: list[LatentCodec], widths: list[list[int]], *, shared: bool = False) -> None:
+    def __init__(
+        self,
+        models: list[LatentCodec],
+        widths: list[list[int]],
+        *,
+        shared_networks: bool = False,
+        batched: bool = False,
+    ) -> None:
         if not can_stack(models):
             raise ValueError("only latent codecs with the same settings and the MLP entropy model stack")
         first = models[0]
         b, n = len(models), max(m.n_images for m in models)
         height, width = first.height, max(m.width for m in models)
         super().__init__(first.config, n_images=sum(m.n_images for m in models), height=height, width=width)
-        self.template = [first]  # the layers' shapes and padding (a list: its parameters are not ours)
-        self.scales, self.sets, self.per_set, self.shared = first.scales, b, n, shared
+        self.template = [first]  # the networks' modules (a list: its parameters are not ours)
+        self.scales, self.sets, self.per_set = first.scales, b, n
+        self.shared_networks, self.batched = shared_networks, batched
         self.register_buffer("lam", torch.tensor([m.config.lam for m in models]))
         real = [s * n + k for s, m in enumerate(models) for k in range(m.n_images)]
         self.register_buffer("real", torch.tensor(real))  # rows of the (B·n) padded images that exist
         image_widths = [ws + [0] * (n - len(ws)) for ws in widths]  # (B, n), 0: a padding image
         flat = [w for ws in image_widths for w in ws]
-        self.register_buffer("pixel_mask", coded_columns(flat, width, 1).view(b, n, 1, width))
+        self.register_buffer("pixel_mask", column_mask(flat, width, 1).view(b, n, 1, width))
         self.latents = nn.ParameterList()
         for g, s in enumerate(self.scales):
             h, w = first.latents[g].shape[-2], -(-width // s)
@@ -97,18 +104,18 @@ class StackedLatents(SpectrogramModel):
             for k, m in enumerate(models):
                 stacked[k, : m.n_images, :, : m.latents[g].shape[-1]] = m.latents[g].detach()
             self.latents.append(nn.Parameter(stacked))
-            self.register_buffer(f"mask{g}", coded_columns(flat, w, s).view(b, n, 1, w))
+            self.register_buffer(f"mask{g}", column_mask(flat, w, s).view(b, n, 1, w))
         # each set's image count, width and latent grid widths
         self.shapes = [(m.n_images, m.width, [y.shape[-1] for y in m.latents]) for m in models]
-        last = torch.tensor([w - 1 for _, w, _ in self.shapes])  # each set's last column (for the GPU)
+        last = torch.tensor([w - 1 for _, w, _ in self.shapes])  # each set's last column (batched)
         self.register_buffer("last_column", last, persistent=False)
         self.register_buffer("inside", (torch.arange(width)[None, :] <= last[:, None]), persistent=False)
-        for g, y in enumerate(first.latents):  # the up-sampling's taps (see _synthesize_together)
+        for g, y in enumerate(first.latents):  # the up-sampling's taps (see _synthesize_batched)
             self.register_buffer(f"rows{g}", linear_taps(y.shape[-2], height, dense=True), persistent=False)
             taps = [linear_taps(sizes[g], w, pad_to=width) for _, w, sizes in self.shapes]
             self.register_buffer(f"taps{g}", torch.stack([t[0] for t in taps]), persistent=False)
             self.register_buffer(f"tap_weights{g}", torch.stack([t[1] for t in taps]), persistent=False)
-        owners = models[:1] if shared else models  # shared: one synthesis and entropy model for all sets
+        owners = models[:1] if shared_networks else models  # one synthesis and entropy model for all sets
         self.stacked = nn.ParameterDict(
             {
                 name.replace(".", "__"): nn.Parameter(
@@ -123,7 +130,20 @@ class StackedLatents(SpectrogramModel):
     def weight(self, name: str) -> torch.Tensor:
         """The stacked parameter ``(B, *shape)`` of the template's parameter ``name``."""
         p = self.stacked[name.replace(".", "__")]
-        return p.expand(self.sets, *p.shape[1:])  # (a shared one: the same weights for every set)
+        return p.expand(self.sets, *p.shape[1:])  # (shared networks: the same weights for every set)
+
+    def _module_weights(self, prefix: str) -> tuple[dict[str, torch.Tensor], int | None]:
+        """The weights of the template's module ``prefix`` (``synthesis`` or ``entropy``) by their names in
+        it, and how ``vmap`` maps them: ``(B, …)`` each and ``0``, or with shared networks ``(…)`` and
+        ``None``."""
+        module = getattr(self.template[0], prefix)
+        weights = {
+            name: self.stacked[f"{prefix}__{name.replace('.', '__')}"]
+            for name, _ in module.named_parameters()
+        }
+        if self.shared_networks:
+            return {name: p[0] for name, p in weights.items()}, None
+        return weights, 0
 
     def set_progress(self, fraction: float) -> None:
         self.progress = fraction
@@ -147,8 +167,8 @@ class StackedLatents(SpectrogramModel):
 
     def _synthesize(self, latents: list[torch.Tensor]) -> torch.Tensor:
         """Grids ``(B, n, h_g, w_g)`` → images ``(B, n, H, W)``, zero past each set's width."""
-        if latents[0].device.type in BATCHED:
-            return self._synthesize_together(latents)
+        if self.batched:
+            return self._synthesize_batched(latents)
         first, out = self.template[0], []
         frequency = first.frequency.to(latents[0].device)
         for k, (n, width, sizes) in enumerate(self.shapes):
@@ -161,14 +181,12 @@ class StackedLatents(SpectrogramModel):
             out.append(F.pad(image, (0, self.width - width, 0, 0, 0, self.per_set - n)))
         return torch.stack(out)
 
-    def _synthesize_together(self, latents: list[torch.Tensor]) -> torch.Tensor:
+    def _synthesize_batched(self, latents: list[torch.Tensor]) -> torch.Tensor:
         """:meth:`_synthesize` for all sets at once. Each set's grids are up-sampled to its own width by
         the taps of :func:`linear_taps` (what ``F.interpolate`` computes, as products), its last column
-        repeated to the widest set's; before every padded (3 × 3, replicate) convolution the columns past
-        a set's width again copy its last, which is what the set's replicate padding reads alone. The
-        convolutions are grouped by set (one group when the sets share their networks)."""
+        repeated to the widest set's; the synthesis (:class:`~specnir.models.latent.Synthesis`) runs once,
+        mapped over the sets, each reading its own right edge."""
         first, b, n = self.template[0], self.sets, self.per_set
-        last, inside = self.last_column, self.inside.view(1, b, 1, self.width)  # (B,), inside a set's width
         up = []
         for g, y in enumerate(latents):
             index, weight = getattr(self, f"taps{g}"), getattr(self, f"tap_weights{g}")  # (B, 2, W)
@@ -179,44 +197,30 @@ class StackedLatents(SpectrogramModel):
             up.append(torch.matmul(getattr(self, f"rows{g}"), wide))  # (B, n, H, W)
         frequency = first.frequency.to(y.device)[None, None, :, None].expand(b, n, self.height, self.width)
         x = torch.stack([*up, frequency], 2)  # (B, n, G + 1, H, W)
-        groups = 1 if self.shared else b
-        x = x.flatten(0, 1) if self.shared else x.transpose(0, 1).flatten(1, 2)  # (B·n, C, ..) | (n, B·C, ..)
-        for i, layer in enumerate(first.synthesis):
-            if isinstance(layer, nn.ReLU):
-                x = F.relu(x)
-                continue
-            if layer.padding != (0, 0):  # 3 × 3, replicate: the columns past a set's width copy its last
-                lead = x.view(1 if self.shared else n, b, -1, self.width)  # sets on dimension 1
-                edge = torch.take_along_dim(lead, last.view(1, b, 1, 1), -1)
-                x = torch.where(inside, lead, edge).view(x.shape)
-                x = F.pad(x, (1, 1, 1, 1), mode="replicate")
-            weight, bias = (self.stacked[f"synthesis__{i}__{p}"].flatten(0, 1) for p in ("weight", "bias"))
-            x = F.conv2d(x, weight, bias, groups=groups)
-        image = (
-            x.view(b, n, self.height, self.width)
-            if self.shared
-            else x.view(n, b, self.height, -1).transpose(0, 1)
-        )
-        return image * inside.view(b, 1, 1, self.width)
+        weights, mapped = self._module_weights("synthesis")
+
+        def one_set(weights, x, last):  # (n, G + 1, H, W) → (n, H, W)
+            return functional_call(first.synthesis, weights, (x, last))[:, 0]
+
+        image = vmap(one_set, in_dims=(mapped, 0, 0))(weights, x, self.last_column)
+        return image * self.inside.view(b, 1, 1, self.width)
 
     def _bits(self, latents: list[torch.Tensor]) -> torch.Tensor:
         """Bits of each set's latents under its own entropy model, ``(B,)``."""
-        if latents[0].device.type in BATCHED:
+        if self.batched:
             return sum(self._grid_bits(g, y) for g, y in enumerate(latents))
         return torch.stack([self._set_bits(k, latents) for k in range(self.sets)])
 
     def _grid_bits(self, g: int, y: torch.Tensor) -> torch.Tensor:
-        """Bits of grid ``g`` ``(B, n, h, w)`` of every set, ``(B,)``: one batched product per layer."""
-        entropy, (b, n, h, w) = self.template[0].entropy, y.shape
-        x = entropy.inputs(y.reshape(b * n, h, w), self.template[0].grid_codes.to(y.device)[g])
-        x = x.reshape(b, n * h * w, -1)
-        for i, layer in enumerate(entropy.net):
-            if isinstance(layer, nn.ReLU):
-                x = F.relu(x)
-            else:
-                weight, bias = self.weight(f"entropy.net.{i}.weight"), self.weight(f"entropy.net.{i}.bias")
-                x = torch.baddbmm(bias[:, None, :], x, weight.transpose(1, 2))
-        return (latent_rate(y, x.view(b, n, h, w, 2)) * getattr(self, f"mask{g}")).sum((1, 2, 3))
+        """Bits of grid ``g`` ``(B, n, h, w)`` of every set, ``(B,)``: the entropy model mapped over sets."""
+        entropy, code = self.template[0].entropy, self.template[0].grid_codes.to(y.device)[g]
+        weights, mapped = self._module_weights("entropy")
+
+        def one_set(weights, y):  # (n, h, w) → (n, h, w, 2)
+            return functional_call(entropy, weights, (y, code))
+
+        predicted = vmap(one_set, in_dims=(mapped, 0))(weights, y)
+        return (latent_rate(y, predicted) * getattr(self, f"mask{g}")).sum((1, 2, 3))
 
     def _set_bits(self, k: int, latents: list[torch.Tensor]) -> torch.Tensor:
         """Bits of set ``k``'s latents, at its own size, through its own entropy model (a scalar)."""

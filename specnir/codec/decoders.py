@@ -1,13 +1,11 @@
-"""A decoder shared by a corpus: one synthesis and one entropy model for many sets, stored once.
+"""Shared decoders: networks that many ``.snir`` files use and none of them holds, read and found.
 
-The sets of one corpus are alike, and the latent mode's networks (about 1.4 kB of a small set's 3–4 kB)
-are much the same from set to set. :func:`fit_decoder` fits them once, on a sample of sets fitted together
-(:class:`~specnir.models.stacked.StackedLatents` with ``shared``), and puts them on the grids that
-rate–distortion picks with their bits spread over every set that will use them. The result is a file of
-its own (``decoder.snird``: :func:`~specnir.codec.container.pack_decoder`); each set's file then holds only
-its latents, fitted with the decoder frozen (``compress_sets(..., decoder=...)``), and names the decoder by
-its id (format version 3). Decoding such a file needs the decoder: :func:`find_decoder` looks for it
-beside the file and in the folders above (where ``specnir batch`` puts it).
+A shared decoder (``decoder.snird``, format SNRD: :mod:`specnir.codec.container`) is one synthesis and one
+entropy model of a mode that can share them (the latent mode), on their grids. A set's file coded against
+it holds only its latents and names it by id (format version 3). This module reads and checks such files
+(:class:`SharedDecoder`), gives a model their weights, and finds the one a file needs
+(:func:`find_decoder`: beside the file or in a folder above, where ``specnir batch`` puts it). Fitting
+one is the encoder's job (:mod:`specnir.codec.decoder_fit`).
 """
 
 from __future__ import annotations
@@ -22,16 +20,17 @@ import constriction
 import numpy as np
 import torch
 
-from specnir.codec.container import MAGIC, decoder_id, pack_decoder, unpack, unpack_decoder
+from specnir.codec.container import MAGIC, decoder_id, unpack, unpack_decoder
 from specnir.codec.header import read_decoder_header
-from specnir.codec.pipeline import Settings, build_models, eight_bit, fit_config_for, fit_whole, joined
-from specnir.codec.weights import decode_weights, encode_weights, rd_exponents, tensor_entries
-from specnir.data import ImageSet
+from specnir.codec.weights import decode_weights
 from specnir.errors import SpecnirError
 from specnir.models import SpectrogramModel
-from specnir.models.stacked import StackedLatents
 
 DECODER_FILE = "decoder.snird"
+
+
+class DecoderNotFound(SpecnirError):
+    """A file's networks are in a shared decoder that is neither given nor beside it."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -116,9 +115,9 @@ def find_decoder(path: str | os.PathLike, wanted: str) -> SharedDecoder:
             decoder = load_decoder(candidate)
             if decoder.id == wanted:
                 return decoder
-    raise SpecnirError(
+    raise DecoderNotFound(
         f"{path}: its networks are in the shared decoder {wanted}, and no {DECODER_FILE} with that id"
-        " is in its folder or above it (give the decoder with --decoder)"
+        " is in its folder or above it"
     )
 
 
@@ -130,63 +129,7 @@ def decoder_for(
     if blob[:4] != MAGIC or len(blob) < 5 or blob[4] < 3:  # (damage: decode says what is wrong)
         return None
     header, _ = unpack(blob, source=str(path))
-    wanted = header.get("decoder")
+    wanted = header.get("decoder_id")
     if not wanted:
         return None
     return given if given is not None else find_decoder(path, wanted)
-
-
-def fit_decoder(
-    sets: list[ImageSet],
-    settings: Settings,
-    *,
-    served: int,
-    seed: int = 0,
-    device: str = "cpu",
-    progress: bool = True,
-) -> SharedDecoder:
-    """Fit one synthesis and entropy model to ``sets`` (8-bit, as coded) fitted together, and store it.
-
-    ``settings`` must code in mode latent; ``served`` is how
-    many sets will use the decoder: its bits are weighed against the rate as if spread over them.
-    """
-    coding, arch, _ = settings.coding()
-    if coding.name != "latent":
-        raise SpecnirError(f"a shared decoder holds the latent mode's networks; mode {coding.name} has none")
-    sets = [eight_bit(d) for d in sets]
-    models = build_models(sets, settings, seed=seed)
-    stacked = StackedLatents(models, [d.widths for d in sets], shared=True)
-    fit_whole(stacked, joined(sets), fit_config_for(settings, seed=seed, device=device), progress)
-    stacked.to(device).eval()  # (the grid search below: ~100 losses of all K sets, on the fitting device)
-    data = joined(sets)
-    target = data.target.to(device)
-
-    def mean_loss() -> float:  # per set, as each set's file will see it
-        with torch.no_grad():
-            return float(stacked.set_losses(target).mean())
-
-    pixels = int(data.mask.sum()) * data.target.shape[1] / len(sets) * max(served, len(sets))
-    exponents = rd_exponents(stacked, mean_loss, lam=stacked.config.lam, pixels=pixels)
-    reference = mean_loss()  # (the weights now on their grids)
-    stacked.cpu()
-    template = models[0]
-    stacked.unstack([template])
-    exponents = {name: exponents[name.replace(".", "__")] for name in template.weights()}
-    header = {
-        "format": "snir",
-        "arch": arch,
-        "mode": coding.name,
-        "quality": settings.quality,
-        "model_config": dataclasses.asdict(template.config),
-        "fit": {"loss": float(f"{reference:.6g}"), "sets": len(sets)},
-    }
-    header["tensors"], ints = tensor_entries(template, exponents)
-    encoder = constriction.stream.queue.RangeEncoder()
-    encode_weights(encoder, header["tensors"], ints)
-    decoder = SharedDecoder.from_bytes(
-        pack_decoder(header, encoder.get_compressed()), source="the new decoder"
-    )
-    for name, value in decoder.weights().items():
-        if not torch.equal(value, template.weights()[name].detach()):
-            raise RuntimeError(f"internal error: the shared decoder's {name} does not decode as coded")
-    return decoder

@@ -1,0 +1,102 @@
+"""Where a set's networks come from: its own, fitted and stored in its file, or a shared decoder's.
+
+The encoder (:mod:`specnir.codec.encode`) is given one of these objects and asks it, at each step, what
+the source of the networks changes: before the fit (:meth:`Networks.prepare`), at quantisation, when the
+weights are written, and which file to keep. A new source (a decoder shipped with specnir) is one more
+class here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from specnir.codec.decoders import SharedDecoder
+from specnir.codec.modes import CodingMode
+from specnir.codec.nnquant import Quantized, loss_on, quantize
+from specnir.codec.report import Compressed, rd_cost
+from specnir.codec.weights import encode_weights, tensor_entries
+from specnir.data import ImageSet
+from specnir.fit_config import FitConfig
+from specnir.models import SpectrogramModel
+
+# A set whose loss with a shared decoder is above this many times the mean loss of the sets the decoder was
+# fitted on is also fitted with its own networks (the better file is kept): see DecoderNetworks.keep.
+# Measured on asterisk-en at the default steps: its speech sets 1.00-1.05, its two sets of low-level noise
+# 1.41 and 1.50.
+OWN_NETWORKS_ABOVE = 1.25
+
+
+class Networks:
+    """The set's own networks: fitted from the mode's initial weights, quantised, stored in its file."""
+
+    decoder: SharedDecoder | None = None  # the shared decoder a file names (None: the file holds them)
+    shared_networks = False  # the sets of one fit use one synthesis and one entropy model
+
+    def check(self, coding: CodingMode) -> None:
+        """Refuse a mode these networks cannot serve (before any input is read)."""
+
+    def prepare(self, model: SpectrogramModel) -> None:
+        """Before the fit: the model starts from these networks' weights."""
+
+    def quantize(
+        self, coding: CodingMode, model: SpectrogramModel, data: ImageSet, fit_config: FitConfig
+    ) -> Quantized:
+        """Put the fitted model's weights on their grids (:func:`specnir.codec.nnquant.quantize`)."""
+        return quantize(model, data, fit_config, tolerances=coding.tolerances)
+
+    def write(self, model: SpectrogramModel, exponents: dict[str, int], header: dict, stream) -> None:
+        """The file's weights: their header entries, and their integers coded onto ``stream``."""
+        header["tensors"], ints = tensor_entries(model, exponents)
+        encode_weights(stream, header["tensors"], ints)
+
+    def keep(self, result: Compressed, refit: Callable[[], Compressed]) -> Compressed:
+        """The file to keep, given one coded with these networks and a way to code it with the set's own."""
+        return result
+
+
+OWN_NETWORKS = Networks()
+
+
+class DecoderNetworks(Networks):
+    """A shared decoder's networks, frozen: only the latents are fitted and the file names the decoder."""
+
+    shared_networks = True
+
+    def __init__(self, decoder: SharedDecoder) -> None:
+        self.decoder = decoder
+
+    def check(self, coding):
+        coding.check_shared_decoder()
+
+    def prepare(self, model):
+        self.decoder.load_into(model)
+
+    def quantize(self, coding, model, data, fit_config):
+        loss = loss_on(model, data)()  # (the decoder's weights are on their grids already)
+        return Quantized({}, loss, loss)
+
+    def write(self, model, exponents, header, stream):
+        header["tensors"], header["decoder_id"] = [], self.decoder.id
+
+    def keep(self, result, refit):
+        """A set that the decoder serves much worse than the sets it was fitted on (its loss above
+        :data:`OWN_NETWORKS_ABOVE` times theirs: noise in a speech corpus) is coded with its own networks
+        too, and the file whose rate–distortion cost (MSE + λ · all its bits per pixel) is lower is kept.
+        The report gains ``decoder_loss_ratio`` (the set's loss with the decoder over the decoder's),
+        ``both_fitted`` and, if both were, the two fits' seconds."""
+        if self.decoder.reference_loss is None:
+            return result
+        ratio = result.report["quantized_loss"] / self.decoder.reference_loss
+        result.report.update(decoder_loss_ratio=ratio, both_fitted=ratio > OWN_NETWORKS_ABOVE)
+        if ratio <= OWN_NETWORKS_ABOVE:
+            return result
+        own = refit()
+        kept = own if rd_cost(own) < rd_cost(result) else result
+        seconds = own.report["fit_seconds"] + result.report["fit_seconds"]
+        kept.report.update(decoder_loss_ratio=ratio, both_fitted=True, fit_seconds=seconds)
+        return kept
+
+
+def networks_for(decoder: SharedDecoder | None) -> Networks:
+    """The set's own networks, or the given shared decoder's."""
+    return OWN_NETWORKS if decoder is None else DecoderNetworks(decoder)

@@ -173,8 +173,6 @@ def decompress_files(
 
 
 def _one_thread() -> None:
-    import torch
-
     torch.set_num_threads(1)
 
 

@@ -24,6 +24,8 @@ from specnir.audio import load_audio
 from specnir.bench.bdrate import bd_tables
 from specnir.bench.codecs import parse_method, run_classical
 from specnir.bench.figures import plot_rd
+from specnir.bench.listen import write_listening_page
+from specnir.bench.speech import audio_rows, plot_listening
 from specnir.codec.encode import compress, eight_bit
 from specnir.convert import expand_inputs
 from specnir.data import load_image_set
@@ -144,9 +146,6 @@ def _listening(
 ) -> list[Path]:
     """Every specnir decode and Opus scored by ear (into ``report["audio"]``), the listening page and
     ``pesq.png``; returns those two files."""
-    from specnir.bench.listen import write_listening_page
-    from specnir.bench.speech import audio_rows, plot_listening
-
     heard = audio_rows(data, originals, [r for r in rows if r["method"].startswith("specnir")])
     report["audio"] = [{k: v for k, v in r.items() if not k.startswith("_")} for r in heard]
     return [

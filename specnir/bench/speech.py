@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from specnir.bench.figures import save_figure
 from specnir.data import ImageSet
 from specnir.spectrogram import DEFAULT_N_ITER, DEFAULT_PHASE, spectrogram_to_audio
 
@@ -104,8 +105,6 @@ def plot_listening(rows: list[dict], path: Path) -> Path:
     """PESQ-WB against kbps: one line per method (specnir modes, Opus), the uncompressed inversion as a
     horizontal line; written atomically to ``path`` (PNG)."""
     from matplotlib.figure import Figure
-
-    from specnir.bench.figures import save_figure
 
     fig = Figure(figsize=(8, 5))
     ax = fig.subplots()

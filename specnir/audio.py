@@ -14,6 +14,10 @@ from specnir.errors import SpecnirError, atomic_path
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".mp3")
 
 
+class SilentAudio(SpecnirError):
+    """An audio file with no sound in it (empty, or silent): a corpus may skip it."""
+
+
 def load_audio(path: str | os.PathLike, *, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
     """Read an audio file as a mono float32 waveform.
 
@@ -35,12 +39,12 @@ def load_audio(path: str | os.PathLike, *, sample_rate: int | None = None) -> tu
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         raise SpecnirError(f"{path}: not a readable audio file ({_first_line(exc)})") from None
     if data.shape[0] == 0:
-        raise SpecnirError(f"{path}: audio is empty (0 samples)")
+        raise SilentAudio(f"{path}: audio is empty (0 samples)")
     if not np.all(np.isfinite(data)):
         raise SpecnirError(f"{path}: audio holds NaN or infinite samples")
     waveform = data.mean(axis=1)
     if np.max(np.abs(waveform)) < 1e-6:
-        raise SpecnirError(f"{path}: audio is silent (peak below -120 dBFS)")
+        raise SilentAudio(f"{path}: audio is silent (peak below -120 dBFS)")
     if sample_rate is not None and sample_rate != file_rate:
         waveform = librosa.resample(waveform, orig_sr=file_rate, target_sr=sample_rate)
         file_rate = sample_rate

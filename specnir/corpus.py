@@ -44,7 +44,7 @@ class CorpusSet:
         return f"{self.name}.snir"
 
 
-def _clips_under(path: Path) -> list[Path]:
+def clips_under(path: Path) -> list[Path]:
     """Audio and image files under ``path`` (a file or a folder, walked), sorted; hidden ones skipped."""
     if path.is_file():
         return [path]
@@ -77,14 +77,14 @@ def find_sets(
     if set_size < 1:
         raise SpecnirError(f"set size must be at least 1, not {set_size}")
     if group_by == "order":
-        clips = [clip for path in map(Path, inputs) for clip in _clips_under(path)]
+        clips = [clip for path in map(Path, inputs) for clip in clips_under(path)]
         runs = split_evenly(clips, set_size) if clips else []
         sets = [CorpusSet(f"{k:03d}", tuple(run)) for k, run in enumerate(runs)]
     else:
         folders: dict[str, list[Path]] = {}
         for path in map(Path, inputs):
             root = path.resolve().parent.parent if path.is_file() else path.resolve().parent
-            for clip in _clips_under(path):
+            for clip in clips_under(path):
                 folders.setdefault(clip.resolve().parent.relative_to(root).as_posix(), []).append(clip)
         sets = [
             CorpusSet(f"{folder}/{k:03d}", tuple(sorted(run)))

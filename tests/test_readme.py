@@ -21,8 +21,8 @@ def test_the_cli_reference_is_the_help_of_every_command():
 
 def test_every_command_shown_exists():
     shown = "\n".join(re.findall(r"```sh\n(.*?)```", README + (DOCS / "corpus.md").read_text(), re.S))
-    used = set(re.findall(r"^specnir (\w+)", shown, re.M))
-    commands = set(re.findall(r"^#### `specnir (\w+)`", (DOCS / "cli.md").read_text(), re.M))
+    used = set(re.findall(r"^specnir ([\w-]+)", shown, re.M))
+    commands = set(re.findall(r"^#### `specnir ([\w-]+)`", (DOCS / "cli.md").read_text(), re.M))
     assert used and used <= commands
 
 

@@ -109,7 +109,7 @@ def cmd_img2audio(args: argparse.Namespace) -> int:
 def cmd_compress(args: argparse.Namespace) -> int:
     from specnir.codec import write
     from specnir.codec.decoders import load_decoder
-    from specnir.codec.encode import Settings, compress
+    from specnir.codec.encode import SHIPPED, Settings, compress
 
     output = Path(args.output)
     if output.suffix != ".snir":
@@ -122,11 +122,40 @@ def cmd_compress(args: argparse.Namespace) -> int:
         device=args.device,
         params=spectrogram_params(args),
         progress=not args.quiet,
-        decoder=load_decoder(args.decoder) if args.decoder else None,
+        decoder=SHIPPED
+        if args.decoder is None
+        else None
+        if args.decoder == "none"
+        else load_decoder(args.decoder),
     )
     write(output, result.blob)
     n_images = len(result.decoded.names)
     print(tables.compress_summary(output, result.report, header=result.decoded.header, n_images=n_images))
+    return 0
+
+
+def cmd_train_decoder(args: argparse.Namespace) -> int:
+    from specnir.codec.decoder_train import train_decoder
+    from specnir.codec.train_settings import TrainSettings
+
+    settings = config_from_args(TrainSettings, args, qualities=args.qualities)
+    start = time.perf_counter()
+    try:
+        decoder = train_decoder(
+            args.inputs,
+            args.output,
+            settings,
+            params=spectrogram_params(args),
+            device=args.device,
+            progress=not args.quiet,
+        )
+    except KeyboardInterrupt:
+        print(
+            f"specnir: interrupted; the same command continues the training ({args.output}.state)",
+            file=sys.stderr,
+        )
+        return 130
+    print(tables.decoder_summary(args.output, decoder, seconds=time.perf_counter() - start))
     return 0
 
 

@@ -17,6 +17,7 @@ from specnir.cli.args import (
 )
 from specnir.codec import MODES
 from specnir.codec.modes import DEFAULT_MODE, QUALITIES
+from specnir.codec.train_settings import TrainSettings
 from specnir.colormap import COLORMAPS
 from specnir.corpus import GROUPINGS
 from specnir.fit_config import FitConfig
@@ -28,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="specnir", description="Compress sets of similar speech spectrograms with small networks."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_conversion, _fitting, _coding, _corpus, _decoding):
+    for add in (_conversion, _fitting, _coding, _corpus, _training, _decoding):
         add(sub)
     return parser
 
@@ -135,6 +136,40 @@ def _corpus(sub) -> None:
     p.set_defaults(func=cmd.cmd_batch)
 
 
+def _training(sub) -> None:
+    """train-decoder."""
+    p = sub.add_parser(
+        "train-decoder",
+        help="train a decoder on a speech corpus: one synthesis and entropy model that files then name",
+    )
+    p.add_argument("inputs", nargs="+", metavar="CORPUS", help="folders (walked) or files of speech")
+    p.add_argument("-o", "--output", required=True, metavar="DECODER.snird")
+    p.add_argument(
+        "--qualities",
+        type=quality_range,
+        default=(1, 2, 3, 4),
+        metavar="LO-HI",
+        help="the latent qualities it serves, of one network shape (default 1-4; 5-8: the other)",
+    )
+    add_config_args(p, TrainSettings, "training")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_spectrogram_args(p)
+    p.set_defaults(func=cmd.cmd_train_decoder)
+
+
+def quality_range(text: str) -> tuple[int, ...]:
+    """``4`` or ``1-4`` → the qualities in it."""
+    lo, _, hi = text.partition("-")
+    try:
+        lo, hi = int(lo), int(hi or lo)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a quality or a range LO-HI") from None
+    if not (min(QUALITIES) <= lo <= hi <= max(QUALITIES)):
+        raise argparse.ArgumentTypeError(f"{text!r}: qualities are {min(QUALITIES)}-{max(QUALITIES)}")
+    return tuple(range(lo, hi + 1))
+
+
 def _coding(sub) -> None:
     """compress."""
     p = sub.add_parser("compress", help="fit and write one .snir file for a set of spectrograms")
@@ -142,9 +177,10 @@ def _coding(sub) -> None:
     p.add_argument("-o", "--output", required=True, metavar="SET.snir")
     p.add_argument(
         "--decoder",
-        metavar="DECODER.snird",
-        help=f"{_modes_that('shares_decoder')}: fit only the latents, with this shared decoder (a batch's);"
-        " the file refers to it",
+        metavar="DECODER.snird|none",
+        help=f"{_modes_that('shares_decoder')}: fit only the latents, against this shared decoder (a"
+        " corpus's; the file names it), or none: the set's own networks, stored in the file (default: the"
+        " decoder specnir ships for the analysis and quality, if it has one)",
     )
     _add_coding_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -54,7 +54,8 @@ def compress_summary(output: Path, report: dict, *, header: dict, n_images: int)
     r = report
     bound = "lossless" if r["max_error"] == 0 else f"max error {r['max_error']} grey levels"
     if r.get("decoder_id"):
-        weights = f"{r['weights']:,} weights in the shared decoder {r['decoder_id']} (not in this file)"
+        whose = "specnir's own decoder" if r.get("decoder_shipped") else "the shared decoder"
+        weights = f"{r['weights']:,} weights in {whose} {r['decoder_id']} (not in this file)"
     else:
         weights = (
             f"{r['weights']:,} weights in {r['weight_bits'] / 8:,.0f} bytes"
@@ -73,7 +74,7 @@ def compress_summary(output: Path, report: dict, *, header: dict, n_images: int)
     if r.get("both_fitted"):
         kept = "the decoder's" if r.get("decoder_id") else "its own"
         lines.append(
-            f"  with the shared decoder this set's loss was {r['decoder_loss_ratio']:.2f} × that of the sets"
+            f"  with the decoder this set's loss was {r['decoder_loss_ratio']:.2f} × that of the sets"
             f" it was fitted on: fitted with its own networks too, and {kept} kept (lower MSE + λ·bits)"
         )
     lines.append(f"  fit {r['fit_seconds']:.0f} s, coding and verification {r['code_seconds']:.1f} s")
@@ -152,3 +153,19 @@ def batch_summary(report, *, shown: int = 10) -> str:
     if len(report.failed) > shown:
         lines.append(f"  ... and {len(report.failed) - shown} more failed sets (see the manifest)")
     return "\n".join(lines)
+
+
+def decoder_summary(output, decoder, *, seconds: float) -> str:
+    """What ``train-decoder`` made: the file, its id, its networks and what it was trained on."""
+    fit = decoder.header["fit"]
+    weights = sum(math.prod(e["shape"]) for e in decoder.header["tensors"])
+    qualities = fit["qualities"]
+    return "\n".join(
+        [
+            f"{output}: decoder {decoder.id}, {len(decoder.blob):,} bytes, {weights:,} weights",
+            f"  latent qualities {qualities[0]}-{qualities[-1]}; trained on {fit['clips']} clips"
+            f" ({fit['images']} images) for {fit['steps']:,} steps ({seconds / 60:.1f} min this run)",
+            "  loss (MSE + λ·bpp) by quality: "
+            + ", ".join(f"{q}: {v:.4g}" for q, v in fit["loss_by_quality"].items()),
+        ]
+    )

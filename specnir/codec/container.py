@@ -21,6 +21,11 @@ sets share) has the same framing with its own magic::
     weight tensors: :func:`specnir.codec.compact.encode_decoder_header`) | the weights, coded as below |
     CRC32 of every byte before it
 
+The header ends with a free JSON record, ``fit``: what the decoder was fitted on. A decoder that specnir
+ships (``specnir/decoders/``, :func:`specnir.codec.decoders.shipped_decoder`) records there the analysis
+(``analysis``: the ``SpecParams`` it serves), its qualities (``qualities``) and each quality's reference
+loss (``loss_by_quality``); a corpus's decoder its loss (``loss``) and its sets (``sets``).
+
 Its id is the first 8 bytes of the SHA-256 of all its bytes; a set's file names the decoder by that id,
 and decoding refuses a decoder with another id or another model config than the set's (λ aside).
 

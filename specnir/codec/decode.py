@@ -13,7 +13,7 @@ import constriction
 import numpy as np
 
 from specnir.codec.container import unpack
-from specnir.codec.decoders import SharedDecoder
+from specnir.codec.decoders import SharedDecoder, shipped_with_id
 from specnir.codec.header import read_header
 from specnir.codec.modes import MODES
 from specnir.codec.weights import decode_weights
@@ -45,29 +45,38 @@ class Decoded:
     specs: list[Spectrogram]
 
 
-def _with_decoder_weights(header: dict, decoder: SharedDecoder | None, source: str) -> dict:
-    """A version-3 header with the tensor entries of the shared ``decoder`` it names, checked against it."""
+def _with_decoder_weights(
+    header: dict, decoder: SharedDecoder | None, source: str
+) -> tuple[dict, SharedDecoder]:
+    """A version-3 header with the tensor entries of the shared decoder it names (``decoder``, or the
+    shipped one with that id), checked against it, and that decoder."""
     wanted = header["decoder_id"]
     if not isinstance(wanted, str) or not isinstance(header.get("model_config"), dict):
         raise SpecnirError(f"{source}: malformed .snir header (decoder)")
+    if decoder is None or decoder.id != wanted:
+        decoder = shipped_with_id(wanted) or decoder
     if decoder is None:
-        raise SpecnirError(f"{source}: its networks are in the shared decoder {wanted}, which was not given")
+        raise SpecnirError(
+            f"{source}: its networks are in the shared decoder {wanted}, which was not given and is not"
+            " one of specnir's own"
+        )
     if decoder.id != wanted:
         raise SpecnirError(
             f"{source}: needs the shared decoder {wanted}, not {decoder.id} ({decoder.source})"
         )
     decoder.check_config(header["model_config"], source=source)
-    return {**header, "tensors": decoder.header["tensors"], "weight_count": decoder.header["weight_count"]}
+    entries = {"tensors": decoder.header["tensors"], "weight_count": decoder.header["weight_count"]}
+    return {**header, **entries}, decoder
 
 
 def decode(blob: bytes, *, source: str = "<bytes>", decoder: SharedDecoder | None = None) -> Decoded:
     """Decode a ``.snir`` file's bytes; any damage raises :class:`SpecnirError` naming ``source``. A file
-    whose networks are in a shared decoder (format version 3) needs that ``decoder``
-    (:mod:`specnir.codec.decoders`)."""
+    whose networks are in a shared decoder (format version 3) needs that ``decoder``, unless it is one
+    that specnir ships (:mod:`specnir.codec.decoders`)."""
     header, words = unpack(blob, source=source)
     in_decoder = bool(header.get("decoder_id"))
     if in_decoder:
-        header = _with_decoder_weights(header, decoder, source)
+        header, decoder = _with_decoder_weights(header, decoder, source)
     try:
         model, params, layouts, entries = read_header(header)
         header = {**header, "tensors": entries}  # (version 2: with the names and shapes of the network)

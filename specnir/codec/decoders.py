@@ -6,6 +6,10 @@ it holds only its latents and names it by id (format version 3). This module rea
 (:class:`SharedDecoder`), gives a model their weights, and finds the one a file needs
 (:func:`find_decoder`: beside the file or in a folder above, where ``specnir batch`` puts it). Fitting
 one is the encoder's job (:mod:`specnir.codec.decoder_fit`).
+
+specnir ships its own decoders, trained on many voices (``specnir/decoders/*.snird``, with the command and
+the corpus that made them in that folder's README): :func:`shipped_decoder` is the one for an analysis and
+a quality, and a file that names one of them by id decodes with nothing else (:func:`shipped_with_id`).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from specnir.errors import SpecnirError
 from specnir.models import SpectrogramModel
 
 DECODER_FILE = "decoder.snird"
+SHIPPED_FOLDER = Path(__file__).resolve().parents[1] / "decoders"
 
 
 class DecoderNotFound(SpecnirError):
@@ -56,11 +61,19 @@ class SharedDecoder:
     def id(self) -> str:
         return decoder_id(self.blob)
 
-    @property
-    def reference_loss(self) -> float | None:
-        """The mean fitting loss (MSE + λ·bpp) of the sets the decoder was fitted on, if recorded."""
-        loss = self.header.get("fit", {}).get("loss")
+    def reference_loss(self, quality: int) -> float | None:
+        """The mean fitting loss (MSE + λ·bpp) of the sets the decoder was fitted on, at ``quality`` where
+        it serves several (a shipped decoder), if recorded."""
+        fit = self.header.get("fit", {})
+        by_quality = fit.get("loss_by_quality")
+        loss = by_quality.get(str(quality)) if isinstance(by_quality, dict) else fit.get("loss")
         return float(loss) if isinstance(loss, int | float) and loss > 0 else None
+
+    def serves(self, analysis: dict, quality: int) -> bool:
+        """Whether this is a shipped decoder for spectrograms of ``analysis`` (a ``SpecParams`` dict) coded
+        at ``quality``."""
+        fit = self.header.get("fit", {})
+        return fit.get("analysis") == analysis and quality in fit.get("qualities", ())
 
     def weights(self) -> dict[str, torch.Tensor]:
         """The networks' weights by name, exactly on their grids (decoded once; callers copy them)."""
@@ -105,9 +118,27 @@ def load_decoder(path: str | os.PathLike) -> SharedDecoder:
     return SharedDecoder.from_bytes(path.read_bytes(), source=str(path))
 
 
+@functools.cache
+def shipped_decoders() -> tuple[SharedDecoder, ...]:
+    """The decoders that come with specnir (:data:`SHIPPED_FOLDER`), in file-name order."""
+    return tuple(load_decoder(path) for path in sorted(SHIPPED_FOLDER.glob("*.snird")))
+
+
+def shipped_with_id(wanted: str) -> SharedDecoder | None:
+    """The shipped decoder with id ``wanted``, if specnir has it."""
+    return next((d for d in shipped_decoders() if d.id == wanted), None)
+
+
+def shipped_decoder(analysis: dict, quality: int) -> SharedDecoder | None:
+    """The shipped decoder for spectrograms of ``analysis`` (a ``SpecParams`` dict) at ``quality``, if any:
+    the last in file-name order (a newer decoder is a new file, ``speech2-…``; the older ones stay, for
+    the files that name them)."""
+    return next((d for d in reversed(shipped_decoders()) if d.serves(analysis, quality)), None)
+
+
 def find_decoder(path: str | os.PathLike, wanted: str) -> SharedDecoder:
     """The shared decoder with id ``wanted`` for the file at ``path``: the first :data:`DECODER_FILE` with
-    that id in the file's folder or a folder above it."""
+    that id in the file's folder or a folder above it, else specnir's own with that id."""
     path = Path(path).resolve()
     for folder in path.parents:
         candidate = folder / DECODER_FILE
@@ -115,9 +146,12 @@ def find_decoder(path: str | os.PathLike, wanted: str) -> SharedDecoder:
             decoder = load_decoder(candidate)
             if decoder.id == wanted:
                 return decoder
+    shipped = shipped_with_id(wanted)
+    if shipped is not None:
+        return shipped
     raise DecoderNotFound(
-        f"{path}: its networks are in the shared decoder {wanted}, and no {DECODER_FILE} with that id"
-        " is in its folder or above it"
+        f"{path}: its networks are in the shared decoder {wanted}, which is not one of specnir's own, and no"
+        f" {DECODER_FILE} with that id is in its folder or above it"
     )
 
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from specnir.codec.compact import encode_header
 from specnir.codec.container import pack
 from specnir.codec.decode import decode
-from specnir.codec.decoders import SharedDecoder
+from specnir.codec.decoders import SharedDecoder, shipped_decoder, shipped_with_id
 from specnir.codec.header import build_header
 from specnir.codec.modes import CodingMode, Options, choose_mode
 from specnir.codec.networks import OWN_NETWORKS, Networks, networks_for
@@ -35,6 +35,8 @@ from specnir.fit_config import FitConfig
 from specnir.models import SpectrogramModel
 from specnir.models.stacked import StackedLatents, can_stack
 from specnir.spectrogram import SpecParams
+
+SHIPPED = "shipped"  # compress's default decoder: specnir's own for the set's analysis and quality
 
 
 @dataclass(frozen=True)
@@ -78,15 +80,26 @@ def compress(
     device: str = "cpu",
     params: SpecParams | None = None,
     progress: bool = True,
-    decoder: SharedDecoder | None = None,
+    decoder: SharedDecoder | str | None = SHIPPED,
 ) -> Compressed:
-    """Fit, quantise, entropy-code and verify; nothing is written (see :func:`specnir.codec.write`). With
-    a shared ``decoder``, only the latents are fitted and coded (:mod:`specnir.codec.decoders`)."""
+    """Fit, quantise, entropy-code and verify; nothing is written (see :func:`specnir.codec.write`).
+
+    ``decoder``: :data:`SHIPPED` (the default) codes only the latents against the decoder specnir ships
+    for the set's analysis and quality, where the mode shares networks and there is one (else the set's
+    own networks); a :class:`SharedDecoder` (a corpus's) codes them against that one; ``None`` fits and
+    stores the set's own networks (:mod:`specnir.codec.decoders`). A set that a decoder serves badly is
+    also fitted with its own networks (:meth:`~specnir.codec.networks.DecoderNetworks.keep`)."""
     settings = Settings(arch=arch, mode=mode, quality=quality, max_error=max_error, lam=lam, steps=steps)
-    networks = networks_for(decoder)
-    networks.check(settings.coding()[0])  # refuse impossible settings before any input is read
+    coding = settings.coding()[0]
+    if isinstance(decoder, SharedDecoder):
+        networks_for(decoder).check(coding)  # refuse impossible settings before any input is read
+    elif decoder not in (SHIPPED, None):
+        raise ValueError(f"decoder: a SharedDecoder, {SHIPPED!r} or None, not {decoder!r}")
     check_device(device)
     data = load_image_set(inputs, params=params or SpecParams())
+    if decoder == SHIPPED:
+        decoder = shipped_decoder(data.params.to_dict(), quality) if coding.shares_decoder else None
+    networks = networks_for(decoder)
     return compress_sets([data], settings, networks=networks, seed=seed, device=device, progress=progress)[0]
 
 
@@ -116,7 +129,7 @@ def compress_sets(
     models = build_models(sets, settings, seed=seed)
     for model in models:
         networks.prepare(model)
-    fit_config = fit_config_for(settings, seed=seed, device=device)
+    fit_config = fit_config_for(settings, seed=seed, device=device, networks=networks)
     seconds, per_fit = fit_sets(
         coding,
         models,
@@ -150,10 +163,12 @@ def build_models(sets: list[ImageSet], settings: Settings, *, seed: int) -> list
     return models
 
 
-def fit_config_for(settings: Settings, *, seed: int, device: str) -> FitConfig:
-    """How a set is fitted: the steps asked for, or the mode's for the quality."""
+def fit_config_for(
+    settings: Settings, *, seed: int, device: str, networks: Networks = OWN_NETWORKS
+) -> FitConfig:
+    """How a set is fitted: the steps asked for, or those its networks take at the mode's quality."""
     coding, _, _ = settings.coding()
-    steps = settings.steps or coding.fit_steps(settings.quality)
+    steps = settings.steps or networks.fit_steps(coding, settings.quality)
     return FitConfig(steps=steps, seed=seed, device=device, eval_every=max(steps // 5, 1))
 
 
@@ -258,6 +273,7 @@ def code_set(
         + sum(1 + len(name.encode()) for name in data.names),
         "weight_bits": weight_bits,
         "decoder_id": None if networks.decoder is None else networks.decoder.id,
+        "decoder_shipped": networks.decoder is not None and shipped_with_id(networks.decoder.id) is not None,
         "float_loss": quantized.float_loss,
         "quantized_loss": quantized.quantized_loss,
         **extra,

@@ -24,6 +24,8 @@ from specnir.models import SpectrogramModel
 # Measured on asterisk-en at the default steps: its speech sets 1.00-1.05, its two sets of low-level noise
 # 1.41 and 1.50.
 OWN_NETWORKS_ABOVE = 1.25
+# The share of the mode's steps that a set's latents take against a decoder trained on many voices.
+SHIPPED_STEPS = 0.25
 
 
 class Networks:
@@ -37,6 +39,10 @@ class Networks:
 
     def prepare(self, model: SpectrogramModel) -> None:
         """Before the fit: the model starts from these networks' weights."""
+
+    def fit_steps(self, coding: CodingMode, quality: int) -> int:
+        """The optimiser steps of a set's fit: the mode's for the quality."""
+        return coding.fit_steps(quality)
 
     def quantize(
         self, coding: CodingMode, model: SpectrogramModel, data: ImageSet, fit_config: FitConfig
@@ -71,6 +77,12 @@ class DecoderNetworks(Networks):
     def prepare(self, model):
         self.decoder.load_into(model)
 
+    def fit_steps(self, coding, quality):
+        """A decoder trained on many voices (:mod:`specnir.codec.decoder_train`) has learnt its networks
+        for latents fitted anew: :data:`SHIPPED_STEPS` of the mode's steps reach their quality."""
+        steps = coding.fit_steps(quality)
+        return max(round(steps * SHIPPED_STEPS), 1) if "qualities" in self.decoder.header["fit"] else steps
+
     def quantize(self, coding, model, data, fit_config):
         loss = loss_on(model, data)()  # (the decoder's weights are on their grids already)
         return Quantized({}, loss, loss)
@@ -84,9 +96,10 @@ class DecoderNetworks(Networks):
         too, and the file whose rate–distortion cost (MSE + λ · all its bits per pixel) is lower is kept.
         The report gains ``decoder_loss_ratio`` (the set's loss with the decoder over the decoder's),
         ``both_fitted`` and, if both were, the two fits' seconds."""
-        if self.decoder.reference_loss is None:
+        reference = self.decoder.reference_loss(result.decoded.header["quality"])
+        if reference is None:
             return result
-        ratio = result.report["quantized_loss"] / self.decoder.reference_loss
+        ratio = result.report["quantized_loss"] / reference
         result.report.update(decoder_loss_ratio=ratio, both_fitted=ratio > OWN_NETWORKS_ABOVE)
         if ratio <= OWN_NETWORKS_ABOVE:
             return result

@@ -272,16 +272,20 @@ class LatentCodec(SpectrogramModel):
         """The latents as the decoder sees them, ``(N, h_g, w_g)`` per grid (see :meth:`quantize`)."""
         return [self.quantize(y) * mask for y, mask in zip(self.latents, self.column_masks, strict=True)]
 
-    def synthesize(self, latents: list[torch.Tensor]) -> torch.Tensor:
-        """Grids ``(N, h_g, w_g)`` → images ``(N, H, W)``."""
-        features = synthesis_input(latents, self.frequency, (self.height, self.width), fast=self.training)
-        return self.synthesis(features)[:, 0]
+    def synthesize(self, latents: list[torch.Tensor], width: int | None = None) -> torch.Tensor:
+        """Grids ``(N, h_g, w_g)`` → images ``(N, H, width)`` (default: the model's width)."""
+        size = (self.height, width or self.width)
+        return self.synthesis(synthesis_input(latents, self.frequency, size, fast=self.training))[:, 0]
 
-    def latent_bits(self, latents: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Bits of every latent under the entropy model, ``(N, h_g, w_g)`` per grid (0 in the padding)."""
+    def latent_bits(
+        self, latents: list[torch.Tensor], masks: list[torch.Tensor] | None = None
+    ) -> list[torch.Tensor]:
+        """Bits of every latent under the entropy model, ``(N, h_g, w_g)`` per grid, times the grids'
+        column ``masks`` ``(N, 1, w_g)`` (default: the model's own; 0 in the padding)."""
+        masks = self.column_masks if masks is None else masks
         return [
             latent_rate(y, self.entropy(y, self.grid_codes[g])) * mask
-            for g, (y, mask) in enumerate(zip(latents, self.column_masks, strict=True))
+            for g, (y, mask) in enumerate(zip(latents, masks, strict=True))
         ]
 
     def forward(self) -> torch.Tensor:
@@ -290,10 +294,26 @@ class LatentCodec(SpectrogramModel):
 
     def loss(self, target: torch.Tensor, mask: torch.Tensor, *, grad_weight: float = 0.0) -> torch.Tensor:
         """MSE (plus the optional gradient term) + λ · bits per real pixel."""
-        latents = self.coded_latents()
-        mse = masked_loss(self.synthesize(latents), target, mask, grad_weight=grad_weight)
+        return self.rd_loss(self.coded_latents(), None, target, mask, grad_weight=grad_weight)
+
+    def rd_loss(
+        self,
+        latents: list[torch.Tensor],
+        masks: list[torch.Tensor] | None,
+        target: torch.Tensor,
+        mask: torch.Tensor,
+        *,
+        grad_weight: float = 0.0,
+        lam: float | None = None,
+    ) -> torch.Tensor:
+        """:meth:`loss` of any coded grids ``(N, h_g, w_g)`` with their column ``masks`` (see
+        :meth:`latent_bits`) against ``target (N, H, W)`` and ``mask (N, 1, W)``, at ``lam`` (default:
+        the config's λ): the one formula of the latent codec's fit and of a decoder's training on crops."""
+        image = self.synthesize(latents, target.shape[-1])
+        mse = masked_loss(image, target, mask, grad_weight=grad_weight)
         pixels = mask.sum() * self.height
-        return mse + self.config.lam * sum(b.sum() for b in self.latent_bits(latents)) / pixels
+        lam = self.config.lam if lam is None else lam
+        return mse + lam * sum(b.sum() for b in self.latent_bits(latents, masks)) / pixels
 
     def rates(self, mask: torch.Tensor) -> dict:
         """Where the bits go (rounded latents): ``bpp``, ``grid_bits`` (bits of each grid) and

@@ -110,3 +110,9 @@ def test_compress_codes_speech_against_the_shipped_decoder_by_default(corpus, tm
     # a mode without shared networks ignores the shipped decoder
     assert main(["compress", str(wav), "-o", str(out), "--steps", "5", "--quiet", "--mode", "residual"]) == 0
     assert out.read_bytes()[4] == 2
+
+
+def test_info_says_a_file_uses_a_decoder_specnir_ships(capsys):
+    assert main(["info", str(V3 / "shipped-q4.snir")]) == 0
+    out = capsys.readouterr().out
+    assert "format version 3" in out and f"in specnir's own decoder {shipped_decoders()[0].id}" in out

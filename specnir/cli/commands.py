@@ -232,7 +232,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     from specnir import codec
     from specnir.codec.container import DECODER_MAGIC
-    from specnir.codec.decoders import load_decoder
+    from specnir.codec.decoders import load_decoder, shipped_with_id
 
     path = Path(args.file)
     magic = path.read_bytes()[:5] if path.is_file() else b""
@@ -259,6 +259,9 @@ def cmd_info(args: argparse.Namespace) -> int:
             described = codec.describe(header)
         except SpecnirError as exc:
             raise SpecnirError(f"{path}: {exc}") from None
+        if header.get("decoder_id") and shipped_with_id(header["decoder_id"]):
+            whose = f"in specnir's own decoder {header['decoder_id']}"
+            described = {**described, "weights": whose, "exponents": whose}
         for key, value in described.items():
             print(f"  {key:<12} {value}")
         return 0

@@ -143,7 +143,20 @@ def test_train_decoder_refuses_a_corpus_without_speech_or_of_mixed_analyses(tmp_
     assert err.count("\n") == 1 and "b.png: another analysis than" in err and "hop_length" in err
     assert main(["train-decoder", str(voices), "-o", str(out), "--qualities", "4-5", *QUICK]) == 2
     assert "need different networks" in capsys.readouterr().err
+    assert main(["train-decoder", str(voices), "-o", str(out), "--qualities", "3-", *QUICK]) == 2
+    assert "is not a quality or a range" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_corpus_smaller_than_its_qualities_still_gives_every_quality_a_reference(tiny_wavs, tmp_path):
+    decoder = train_decoder(
+        [tiny_wavs[0]],
+        tmp_path / "one.snird",
+        TrainSettings(steps=4, batch=2, crop=8, eval_every=4, reference_steps=4),
+        params=TINY,
+        progress=False,
+    )
+    assert set(decoder.header["fit"]["loss_by_quality"]) == {"1", "2", "3", "4"}
 
 
 def test_long_clips_are_cut_into_pieces(tmp_path):

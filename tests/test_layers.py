@@ -16,6 +16,8 @@ TRAINING = {
     "specnir.checkpoint",
     "specnir.tblog",
     "specnir.models.stacked",
+    "specnir.models.crops",
+    "specnir.codec.decoder_train",
     "specnir.codec.nnquant",
     "specnir.codec.networks",
     "specnir.codec.encode",

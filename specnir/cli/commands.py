@@ -150,10 +150,9 @@ def cmd_train_decoder(args: argparse.Namespace) -> int:
             progress=not args.quiet,
         )
     except KeyboardInterrupt:
-        print(
-            f"specnir: interrupted; the same command continues the training ({args.output}.state)",
-            file=sys.stderr,
-        )
+        state = Path(f"{args.output}.state")
+        hint = f"; the same command continues the training ({state})" if state.is_file() else ""
+        print(f"specnir: interrupted{hint}", file=sys.stderr)
         return 130
     print(tables.decoder_summary(args.output, decoder, seconds=time.perf_counter() - start))
     return 0

@@ -160,9 +160,9 @@ def _training(sub) -> None:
 
 def quality_range(text: str) -> tuple[int, ...]:
     """``4`` or ``1-4`` → the qualities in it."""
-    lo, _, hi = text.partition("-")
+    lo, dash, hi = text.partition("-")
     try:
-        lo, hi = int(lo), int(hi or lo)
+        lo, hi = int(lo), int(hi if dash else lo)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a quality or a range LO-HI") from None
     if not (min(QUALITIES) <= lo <= hi <= max(QUALITIES)):

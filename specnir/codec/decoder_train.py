@@ -107,7 +107,7 @@ def _resume_state(path: Path, signature: dict) -> FitState | None:
     if not path.is_file():
         return None
     try:
-        saved = torch.load(path, weights_only=True)
+        saved = torch.load(path, weights_only=True, map_location="cpu")
         state = FitState.from_dict(saved["state"])
     except Exception as exc:  # (a damaged state file: any unpickling error)
         raise SpecnirError(
@@ -221,7 +221,7 @@ def with_references(
     losses = {}
     for q in fit["qualities"]:
         chosen = [k for k, lam in enumerate(lams) if lam == MODES["latent"].quality_config(q)["lam"]]
-        subset = _subset(data, chosen[:REFERENCE_IMAGES])
+        subset = _subset(data, (chosen or list(range(len(lams))))[:REFERENCE_IMAGES])  # (few images)
         settings = Settings(quality=q, steps=steps)
         coded = compress_sets([subset], settings, networks=DecoderNetworks(bare), progress=False)
         losses[str(q)] = float(f"{coded[0].report['quantized_loss']:.6g}")

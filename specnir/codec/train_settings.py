@@ -12,19 +12,14 @@ from specnir.models.latent import LatentConfig
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """What ``train-decoder`` is asked for (sizes ``None``: the latent mode's for the qualities)."""
+    """What ``train-decoder`` is asked for; the networks are the latent mode's for the qualities (the
+    sizes ``compress`` builds, so that its sets can be coded against the decoder)."""
 
     qualities: tuple[int, ...] = (1, 2, 3, 4)
     steps: int = field(default=20_000, metadata={"help": "optimiser steps in all", "min": 1})
     batch: int = field(default=16, metadata={"help": "crops per step", "min": 1})
     crop: int = field(default=64, metadata={"help": "columns of a crop", "min": 8})
     images: int = field(default=400, metadata={"help": "most clips trained on, taken evenly", "min": 1})
-    synthesis: int | None = field(
-        default=None, metadata={"help": "hidden channels of the synthesis", "min": 1, "type": int}
-    )
-    entropy_hidden: int | None = field(
-        default=None, metadata={"help": "hidden units of the entropy model", "min": 1, "type": int}
-    )
     eval_every: int = field(default=5000, metadata={"help": "steps between evaluations", "min": 1})
     reference_steps: int | None = field(
         default=None,
@@ -40,7 +35,7 @@ class TrainSettings:
         check_bounds(self)
 
     def config(self) -> LatentConfig:
-        """The networks' config: the qualities' own (they must differ in λ only), resized if asked."""
+        """The networks' config: the qualities' own (they must differ in λ only)."""
         mode = MODES["latent"]
         if not self.qualities or any(q not in mode.SETTINGS for q in self.qualities):
             raise SpecnirError(f"qualities {list(self.qualities)}: the latent mode has {list(mode.SETTINGS)}")
@@ -49,10 +44,7 @@ class TrainSettings:
             raise SpecnirError(
                 f"qualities {list(self.qualities)} need different networks: train one decoder per range"
             )
-        sizes = {
-            k: v for k, v in (("synthesis", self.synthesis), ("entropy_hidden", self.entropy_hidden)) if v
-        }
-        return LatentConfig(**{**configs[0], "lam": self.lam(self.qualities[0]), **sizes})
+        return LatentConfig(**{**configs[0], "lam": self.lam(self.qualities[0])})
 
     def lam(self, quality: int) -> float:
         return MODES["latent"].quality_config(quality)["lam"]

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from common import ROOT, machine, write_json
 from torch import nn
 
@@ -28,7 +27,7 @@ from specnir.codec.modes import MODES
 from specnir.data import load_image_set
 from specnir.fit import FitConfig, fit
 from specnir.metrics import psnr_from_mse
-from specnir.models.latent import LatentCodec
+from specnir.models.latent import LatentCodec, synthesis_input
 from specnir.spectrogram import SpecParams
 
 
@@ -46,11 +45,9 @@ class GRUSynthesisCodec(LatentCodec):
         )
         nn.init.constant_(self.synthesis["out"].bias, 0.5)
 
-    def synthesize(self, latents):
-        size = (self.height, self.width)
-        up = [F.interpolate(y[:, None], size=size, mode="bilinear", align_corners=False) for y in latents]
-        freq = self.frequency[None, None, :, None].expand(self.n_images, 1, *size)
-        h = torch.relu(self.synthesis["inp"](torch.cat([*up, freq], 1)))  # (N, C, H, W)
+    def synthesize(self, latents, width=None):
+        size = (self.height, width or self.width)
+        h = torch.relu(self.synthesis["inp"](synthesis_input(latents, self.frequency, size)))  # (N, C, H, W)
         n, c, rows, cols = h.shape
         seq = h.permute(0, 2, 3, 1).reshape(n * rows, cols, c)  # one sequence along time per row
         out, _ = self.synthesis["gru"](seq)

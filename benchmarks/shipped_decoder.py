@@ -4,10 +4,11 @@
         -o docs/shipped-decoder.json [--own] [--sets held/alsa held/ru0 ...]
 
 Every set is compressed by ``specnir.codec.compress`` with its default decoder (the shipped one where it
-serves the analysis and quality) and, with ``--own``, with ``decoder=None`` (its own networks). The first
-input's rows join the classical codecs' rows and the own-networks latent rows of ``--rd`` (a ``specnir
-bench rd`` report of the same set) for the BD-rates of the default command: shipped where a decoder serves
-the quality, the report's own-networks rows elsewhere. Prints a table and writes JSON.
+serves the analysis and quality) and, with ``--own``, with ``decoder=None`` (its own networks). ``--rd`` is
+a ``specnir bench rd`` report of the first input with the methods ``latent`` (the default command) and
+``latent-own`` (its own networks where the default uses the shipped decoder): the BD-rates of both curves
+against AVIF, JPEG-XL and WebP, the own-networks curve completed by the default's rows at the qualities no
+decoder is shipped for (there the default is the set's own networks). Prints a table and writes JSON.
 """
 
 from __future__ import annotations
@@ -44,29 +45,24 @@ def measure(inputs: list[str], quality: int, decoder) -> dict:
     }
 
 
-def default_curve(rows: list[dict], rd: dict) -> list[dict]:
-    """rd.json's rows with a ``specnir-latent-default`` method: the shipped rows where measured, the
-    report's own-networks latent rows at the other qualities."""
-    shipped = {r["quality"]: r for r in rows if r["shipped"]}
-    curve = [
-        {"method": "specnir-latent-default", **{k: r[k] for k in ("bpp", "coded_bpp", "psnr", "bytes")}}
-        for r in shipped.values()
-    ]
-    for r in rd["rows"]:
-        if r["method"] == "specnir-latent" and int(r["setting"].split("=")[1]) not in shipped:
-            curve.append({**r, "method": "specnir-latent-default"})
-    return rd["rows"] + curve
+def own_curve(rd: dict) -> list[dict]:
+    """rd.json's rows and the own-networks curve over every quality (``specnir-latent-own-all``): the
+    ``latent-own`` rows, and the default's rows at the qualities where it has none."""
+    own = [r for r in rd["rows"] if r["method"] == "specnir-latent-own"]
+    settings = {r["setting"] for r in own}
+    rest = [r for r in rd["rows"] if r["method"] == "specnir-latent" and r["setting"] not in settings]
+    return rd["rows"] + [{**r, "method": "specnir-latent-own-all"} for r in own + rest]
 
 
 def bd_against(rows: list[dict]) -> list[dict]:
-    """BD-rates (%) of the own-networks and the default latent curves against AVIF, JPEG-XL and WebP,
+    """BD-rates (%) of the default and the own-networks latent curves against AVIF, JPEG-XL and WebP,
     over 25–40 and 30–45 dB, files as written and payloads alone."""
     out = []
     for lo, hi in ((25.0, 40.0), (30.0, 45.0)):
         for rate in ("bpp", "coded_bpp"):
             percent = {
                 f"{m} vs {a}": bd_rate(points(rows, a, rate), points(rows, m, rate), lo, hi)
-                for m in ("specnir-latent", "specnir-latent-default")
+                for m in ("specnir-latent", "specnir-latent-own-all")
                 for a in ("avif", "jpegxl", "webp")
             }
             out.append({"range_db": [lo, hi], "rate": rate, "percent": percent})
@@ -95,8 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
     payload = {"machine": machine(), "command": " ".join(sys.argv), "rows": rows}
     if args.rd:
-        first = [r for r in rows if r["set"] == ",".join(args.inputs)]
-        payload["bd"] = bd_against(default_curve(first, json.loads(Path(args.rd).read_text())))
+        payload["bd"] = bd_against(own_curve(json.loads(Path(args.rd).read_text())))
         for t in payload["bd"]:
             print(f"BD-rate {t['range_db']} dB ({t['rate']}): {t['percent']}")
     write_json(Path(args.output), payload)

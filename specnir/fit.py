@@ -248,9 +248,12 @@ class _Loop:
         return self.finish(interrupted)
 
     def finish(self, interrupted: bool) -> FitResult:
+        # An interrupted fit's state is taken before the evaluation its best weights get here, so that a
+        # fit resumed from it goes on exactly as if it had never stopped.
+        final = self.state() if interrupted else None
         if self.best_state is None or (interrupted and self.step % self.config.eval_every):
             self.evaluate()
-        final = self.state()
+        final = final or self.state()
         self.model.load_state_dict(self.best_state)
         if self.best_metrics is None:  # the best weights date from before a resume: measure them again
             self.model.eval()

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import TINY_SPEC_ARGS, make_chirp
+from conftest import ROOT, TINY_SPEC_ARGS, make_chirp
 
 from specnir.cli import main
 
@@ -84,3 +84,22 @@ def test_bench_rd_audio_has_opus_rows_and_a_listening_page(tmp_path, tiny_wavs, 
     assert str(page) in report["files"] and page.read_text().count("<h2>") == len(tiny_wavs)
     assert (tmp_path / "pesq.png").read_bytes()[:4] == b"\x89PNG"
     assert "opus" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_latent_method_with_own_networks_beside_the_default(tmp_path):
+    """``latent`` is compress's default (the shipped decoder for speech of the default analysis at
+    quality 1–4: a file of latents only); ``latent-own`` codes the same set with its own networks."""
+    from specnir.bench.codecs import parse_method
+    from specnir.bench.rd import run_specnir
+    from specnir.spectrogram import SpecParams
+
+    assert parse_method("latent-own:1,4", [2]) == ("latent-own", [1, 4])
+    clip = sorted((ROOT / "audio").glob("*.wav"))[0]
+    rows = [
+        *run_specnir([clip], ["latent:1"], [], steps=None, params=SpecParams(), progress=False),
+        *run_specnir([clip], ["latent-own:1"], [], steps=3, params=SpecParams(), progress=False),
+    ]
+    assert [r["method"] for r in rows] == ["specnir-latent", "specnir-latent-own"]
+    assert rows[0]["weight_bpp"] == 0 < rows[1]["weight_bpp"]  # the shipped decoder's are in no file
+    assert rows[0]["_decoded"].header["decoder_id"] and "decoder_id" not in rows[1]["_decoded"].header

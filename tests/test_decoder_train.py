@@ -106,7 +106,7 @@ def test_a_stopped_training_resumes_to_the_same_decoder(voices, tmp_path):
     whole = train_decoder([voices], tmp_path / "whole.snird", settings, params=TINY, progress=False)
     out = tmp_path / "stopped.snird"
     with pytest.raises(KeyboardInterrupt):
-        train_decoder([voices], out, settings, params=TINY, progress=False, callbacks=[_StopAt(6)])
+        train_decoder([voices], out, settings, params=TINY, progress=False, callbacks=[_StopAt(4)])
     state = out.with_name(out.name + ".state")
     assert state.is_file() and not out.exists()  # nothing half-written, the state kept
     resumed = train_decoder([voices], out, settings, params=TINY, progress=False)

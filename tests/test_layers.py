@@ -98,6 +98,7 @@ from specnir.codec import decode
 from specnir.reader import read_clip
 blob = (root / "v2" / "latent-q3.snir").read_bytes()
 decode(blob)
+decode((root / "v3" / "shipped-q4.snir").read_bytes())  # (finds specnir's own decoder by id)
 read_clip(root / "v3" / "latent-q3-shared.snir", "tiny0")
 assert main(["decompress", str(root / "v3" / "latent-q3-shared.snir"), "-o", out, "--no-audio"]) == 0
 print(json.dumps(sorted(sys.modules)))

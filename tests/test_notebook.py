@@ -24,7 +24,7 @@ def test_tour_runs_top_to_bottom(tmp_path, monkeypatch):
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error"]
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
-    for expected in ("gru:", "siren:", "specnir gru residual", "jpegxl-lossless", "specnir latent", "avif"):
+    for expected in ("gru:", "siren:", "specnir gru residual", "jpegxl-lossless", "shipped decoder", "avif"):
         assert expected in text
     audio = [o for o in outputs if "text/html" in o.get("data", {}) and "<audio" in o["data"]["text/html"]]
     assert len(audio) == 5  # original, Griffin-Lim of the original, two decodes, the latent file's decode

@@ -129,13 +129,13 @@ def test_a_set_the_decoder_serves_badly_is_also_fitted_with_its_own_networks(
     """Above the threshold a set is fitted both ways and the file with the lower MSE + λ·bpp (its
     weights' bits included) is kept; below it, only the shared decoder's (thresholds forced here)."""
     decoder = load_decoder(V3 / DECODER_FILE)
-    assert decoder.reference_loss(4) and decoder.header["fit"]["sets"] == 2
+    assert decoder.reference_loss(3) and decoder.header["fit"]["sets"] == 2
     data = [load_image_set(tiny_wavs[:2], params=TINY)]
     settings = Settings(quality=3, steps=20)
     monkeypatch.setattr("specnir.codec.networks.OWN_NETWORKS_ABOVE", float("inf"))
     shared = compress_sets(data, settings, progress=False, networks=DecoderNetworks(decoder))[0]
     assert shared.report["decoder_id"] == decoder.id and not shared.report["both_fitted"]
-    ratio = shared.report["quantized_loss"] / decoder.reference_loss(4)
+    ratio = shared.report["quantized_loss"] / decoder.reference_loss(3)
     assert shared.report["decoder_loss_ratio"] == pytest.approx(ratio) and ratio > 0
     monkeypatch.setattr("specnir.codec.networks.OWN_NETWORKS_ABOVE", 0.0)
     both = compress_sets(data, settings, progress=False, networks=DecoderNetworks(decoder))[0]

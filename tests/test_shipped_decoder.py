@@ -16,7 +16,18 @@ from conftest import make_chirp
 from specnir.cli import main
 from specnir.codec import decode
 from specnir.codec.container import pack, unpack
-from specnir.codec.decoders import SHIPPED_FOLDER, shipped_decoder, shipped_decoders, shipped_with_id
+from specnir.codec.decoder_fit import fit_decoder
+from specnir.codec.decoders import (
+    DECODER_FILE,
+    SHIPPED_FOLDER,
+    load_decoder,
+    shipped_decoder,
+    shipped_decoders,
+    shipped_with_id,
+)
+from specnir.codec.encode import Settings
+from specnir.corpus import MANIFEST, read_manifest
+from specnir.data import load_image_set
 from specnir.errors import SpecnirError
 from specnir.spectrogram import SpecParams
 
@@ -99,6 +110,12 @@ def test_compress_codes_speech_against_the_shipped_decoder_by_default(corpus, tm
     assert blob[4] == 3 and unpack(blob)[0]["decoder_id"] == wanted.id
     assert f"specnir's own decoder {wanted.id}" in printed and "weights in" in printed
     assert decode(blob).names == [c.stem for c in clips]
+    # another λ than the decoder's reference: no ratio to go by, so coded both ways and the better kept
+    assert (
+        main(["compress", *map(str, clips), "-o", str(out), "--quiet", "--lambda", "0.01", "--steps", "20"])
+        == 0
+    )
+    assert "coded at another λ than the decoder's reference" in capsys.readouterr().out
     # a sweep is no speech: the decoder serves it far worse, and its own networks are kept
     wav = tmp_path / "chirp.wav"
     sf.write(wav, make_chirp(0.5), 16000, subtype="PCM_16")
@@ -116,3 +133,26 @@ def test_info_says_a_file_uses_a_decoder_specnir_ships(capsys):
     assert main(["info", str(V3 / "shipped-q4.snir")]) == 0
     out = capsys.readouterr().out
     assert "format version 3" in out and f"in specnir's own decoder {shipped_decoders()[0].id}" in out
+
+
+@pytest.mark.slow
+def test_a_corpus_decoder_starts_from_the_shipped_one(corpus, tmp_path):
+    """``specnir batch``'s decoder of a corpus of the default analysis starts from specnir's own: its fit
+    record names it, and after a few steps its networks are still near those weights."""
+    shipped = shipped_decoder(SpecParams().to_dict(), 4)
+    out = tmp_path / "batch"
+    args = ["batch", str(corpus / "a"), "-o", str(out), "--set-size", "2", "--decoder-sets", "2"]
+    assert main([*args, "--steps", "3", "--quiet"]) == 0
+    started = load_decoder(out / DECODER_FILE)
+    assert started.header["fit"]["start"] == shipped.id
+    assert {row["decoder"] for row in read_manifest(out / MANIFEST).values()} <= {started.id, None}
+    sets = [
+        load_image_set(sorted((corpus / "a").glob("*.wav"))[k : k + 2], params=SpecParams()) for k in (0, 2)
+    ]
+    scratch = fit_decoder(sets, Settings(quality=4, steps=3), served=3, progress=False)
+    assert "start" not in scratch.header["fit"]
+
+    def distance(decoder) -> float:
+        return sum(float((w - shipped.weights()[n]).abs().sum()) for n, w in decoder.weights().items())
+
+    assert distance(started) < 0.3 * distance(scratch)  # (the grids that rate–distortion picks move it)

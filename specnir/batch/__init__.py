@@ -10,8 +10,9 @@ flight. A set that fails is recorded with its one-line error and the others go o
 
 Where the mode can share its networks (the latent mode), the sets share one decoder by default
 (:mod:`specnir.codec.decoders`): before any set, this process fits it on ``decoder_sets`` sets spread over
-the corpus and writes ``OUTDIR/decoder.snird``; every set's file then holds only its latents. A re-run
-uses the decoder already there.
+the corpus (starting from the decoder specnir ships for the analysis and quality, if any) and writes
+``OUTDIR/decoder.snird``; every set's file then holds only its latents. A re-run uses the decoder already
+there. Without one (``decoder_sets=0``, or a single set) every set is coded as ``compress`` codes it.
 
 One job per module: :mod:`~specnir.batch.job` (what a chunk is compressed with, and what comes back),
 :mod:`~specnir.batch.schedule` (which sets are done, which fit together), :mod:`~specnir.batch.decoder`

@@ -12,7 +12,13 @@ from tqdm import tqdm
 from specnir.batch.job import BatchJob
 from specnir.codec.container import write
 from specnir.codec.decoder_fit import fit_decoder
-from specnir.codec.decoders import DECODER_FILE, SharedDecoder, load_decoder
+from specnir.codec.decoders import (
+    DECODER_FILE,
+    SharedDecoder,
+    load_decoder,
+    shipped_decoder,
+    shipped_decoders,
+)
 from specnir.corpus import CorpusSet
 from specnir.data import ImageSet, load_image_set
 from specnir.errors import SpecnirError
@@ -24,6 +30,7 @@ def existing_decoder(outdir: Path, rows: dict[str, dict]) -> SharedDecoder | Non
     path = outdir / DECODER_FILE
     decoder = load_decoder(path) if path.exists() else None
     named = {row["decoder"] for row in rows.values() if row.get("status") == "ok" and row.get("decoder")}
+    named -= {d.id for d in shipped_decoders()}  # (specnir's own are found by id)
     if named - {decoder and decoder.id}:
         problem = "is not the decoder" if decoder else "is missing: it holds the networks"
         raise SpecnirError(
@@ -51,11 +58,20 @@ def batch_decoder(
         return None  # no set loads: each fails on its own, with its error
     if existing and _fitted_for(existing, job, data[0]):
         return existing
+    shipped = shipped_decoder(data[0].params.to_dict(), job.settings.quality)  # the networks' start
     if progress:
-        tqdm.write(f"fitting the shared decoder on {len(sample)} sets: {', '.join(s.name for s in sample)}")
+        begun = f", from specnir's own decoder {shipped.id}" if shipped else ""
+        names = ", ".join(s.name for s in sample)
+        tqdm.write(f"fitting the shared decoder on {len(sample)} sets{begun}: {names}")
     start = time.perf_counter()
     decoder = fit_decoder(
-        data, job.settings, served=len(sets), seed=job.seed, device=job.device, progress=progress
+        data,
+        job.settings,
+        served=len(sets),
+        start=shipped,
+        seed=job.seed,
+        device=job.device,
+        progress=progress,
     )
     write(outdir / DECODER_FILE, decoder.blob)
     if progress:
@@ -83,6 +99,11 @@ def _sample(sets: list[CorpusSet], count: int, params: SpecParams) -> tuple[list
 
 def _fitted_for(decoder: SharedDecoder, job: BatchJob, data: ImageSet) -> bool:
     """Whether a decoder no finished set uses has this job's quality and model config (λ included)."""
-    coding, arch, options = job.settings.coding()
-    config = asdict(coding.build(arch, job.settings.quality, data, options).config)
+    config = _job_config(job, data)
     return decoder.header["quality"] == job.settings.quality and decoder.header["model_config"] == config
+
+
+def _job_config(job: BatchJob, data: ImageSet) -> dict:
+    """The model config the job fits for a set like ``data``."""
+    coding, arch, options = job.settings.coding()
+    return asdict(coding.build(arch, job.settings.quality, data, options).config)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 
-from specnir.codec.decoders import SharedDecoder
+from specnir.codec.decoders import SharedDecoder, shipped_decoder
 from specnir.codec.encode import Settings, compress_sets
 from specnir.codec.networks import networks_for
 from specnir.corpus import CorpusSet
@@ -39,6 +39,13 @@ class BatchJob:
         if self.decoder_sets:
             coding.check_shared_decoder()
         return self.decoder_sets
+
+    def shipped(self) -> SharedDecoder | None:
+        """The decoder specnir ships for the job's analysis and quality, where the mode shares networks:
+        what sets are coded against when the batch fits no decoder of its own (as ``compress`` does)."""
+        if not self.settings.coding()[0].shares_decoder:
+            return None
+        return shipped_decoder(self.params.to_dict(), self.settings.quality)
 
     def record(self) -> dict:
         """The settings a manifest line records; a re-run with others is refused."""

@@ -18,7 +18,7 @@ from specnir.batch.executors import local_results, ray_results
 from specnir.batch.job import BatchJob, SetCompressed, SetResult
 from specnir.batch.schedule import clip_sizes, fit_chunks, is_finished, refuse_other_settings
 from specnir.codec.container import write
-from specnir.codec.decoders import DECODER_FILE, SharedDecoder
+from specnir.codec.decoders import DECODER_FILE, SharedDecoder, shipped_with_id
 from specnir.corpus import MANIFEST, CorpusSet, append_row, find_sets, read_manifest, rewrite_manifest
 from specnir.errors import SpecnirError, check_writable
 from specnir.fit import check_device
@@ -37,7 +37,7 @@ class BatchReport:
     failed: dict[str, str]  # set → its error, for the sets not finished
     clips: int  # in the finished sets
     bytes: int  # of the finished sets' files
-    decoder_bytes: int  # of the shared decoder (0: none)
+    decoder_bytes: int  # of the corpus's shared decoder (0: none, or the decoder specnir ships)
     own_networks: int  # finished sets that hold their own networks although the others share a decoder
     pixels: int
     seconds: float  # this run's wall time
@@ -78,13 +78,13 @@ def run_batch(
         if manifest.exists():
             rewrite_manifest(manifest, rows)  # drops a line a crash cut short
         refuse_other_settings(outdir, rows, job)
-        decoder = existing_decoder(outdir, rows)
-        todo = [s for s in sets if not is_finished(s, rows.get(s.name), outdir, decoder)]
         uses_decoder = job.decoder_sets_to_fit() > 0 and len(sets) > 1
+        decoder = existing_decoder(outdir, rows) if uses_decoder else job.shipped()
+        todo = [s for s in sets if not is_finished(s, rows.get(s.name), outdir, decoder)]
         if todo and uses_decoder:
             decoder = batch_decoder(outdir, sets, rows, job, decoder, progress)
         chunks = fit_chunks(todo, sets_per_fit)
-        decoder_blob = decoder.blob if uses_decoder and decoder else None
+        decoder_blob = decoder.blob if decoder else None
         if workers or ray_address:
             results = ray_results(chunks, job, decoder_blob, workers=workers, address=ray_address)
         else:
@@ -133,6 +133,7 @@ def _report(
     outdir: Path, sets: list[CorpusSet], todo: int, rows: dict, decoder: SharedDecoder | None, seconds: float
 ) -> BatchReport:
     done_sets = {s.name for s in sets if is_finished(s, rows.get(s.name), outdir, decoder)}
+    stored = decoder is not None and shipped_with_id(decoder.id) is None  # (specnir's own: no file's bytes)
     finished = [rows[s.name] for s in sets if s.name in done_sets]
     return BatchReport(
         outdir=outdir,
@@ -144,7 +145,7 @@ def _report(
         },
         clips=sum(len(r["clips"]) for r in finished),
         bytes=sum(r["bytes"] for r in finished),
-        decoder_bytes=len(decoder.blob) if decoder and any(r.get("decoder") for r in finished) else 0,
+        decoder_bytes=len(decoder.blob) if stored and any(r.get("decoder") for r in finished) else 0,
         own_networks=sum(not r.get("decoder") for r in finished) if decoder else 0,
         pixels=sum(r["pixels"] for r in finished),
         seconds=seconds,

@@ -15,11 +15,16 @@ from specnir.errors import SpecnirError
 from specnir.metrics import psnr_from_mse
 
 # ARCH-MODE for every mode and the architectures it codes with (gru-model, siren-model, gru-residual),
-# or the mode alone where it has one architecture of its own name (latent).
+# or the mode alone where it has one architecture of its own name (latent); a mode that can code against
+# a shared decoder also as METHOD-own: the set's own networks (compress's ``decoder=None``), where METHOD
+# alone is compress's default (the decoder specnir ships, where one serves the quality).
+OWN = "-own"
 METHODS = tuple(
-    name if tuple(mode.archs) == (name,) else f"{arch}-{name}"
+    method
     for name, mode in MODES.items()
     for arch in mode.archs
+    for plain in [name if tuple(mode.archs) == (name,) else f"{arch}-{name}"]
+    for method in ([plain, plain + OWN] if mode.shares_decoder else [plain])
 )
 
 

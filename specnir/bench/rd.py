@@ -22,11 +22,11 @@ import torch
 
 from specnir.audio import load_audio
 from specnir.bench.bdrate import bd_tables
-from specnir.bench.codecs import parse_method, run_classical
+from specnir.bench.codecs import OWN, parse_method, run_classical
 from specnir.bench.figures import plot_rd
 from specnir.bench.listen import write_listening_page
 from specnir.bench.speech import audio_rows, plot_listening
-from specnir.codec.encode import compress, eight_bit
+from specnir.codec.encode import SHIPPED, compress, eight_bit
 from specnir.convert import expand_inputs
 from specnir.data import load_image_set
 from specnir.errors import SpecnirError, atomic_path
@@ -42,12 +42,19 @@ def run_specnir(
     rows = []
     for text in methods:
         method, method_qualities = parse_method(text, qualities)
-        arch, _, mode = method.rpartition("-")
-        arch = arch or None
+        arch, _, mode = method.removesuffix(OWN).rpartition("-")
+        decoder = None if method.endswith(OWN) else SHIPPED
         for q in method_qualities:
             start = time.perf_counter()
             result = compress(
-                inputs, arch=arch, mode=mode, quality=q, steps=steps, params=params, progress=progress
+                inputs,
+                arch=arch or None,
+                mode=mode,
+                quality=q,
+                steps=steps,
+                params=params,
+                progress=progress,
+                decoder=decoder,
             )
             r = result.report
             bound = result.decoded.header["model_config"].get("max_error")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from specnir.bench.codecs import METHODS
+from specnir.bench.codecs import METHODS, OWN
 from specnir.cli import commands as cmd
 from specnir.cli.args import (
     COUNT,
@@ -122,9 +122,9 @@ def _corpus(sub) -> None:
         "--decoder-sets",
         type=number(int, minimum=0),
         metavar="K",
-        help=f"{_modes_that('shares_decoder')}: fit one decoder on K sets, store it once"
-        " (OUTDIR/decoder.snird) and code every set's"
-        " latents with it (default 4; 0: every file holds its own networks)",
+        help=f"{_modes_that('shares_decoder')}: fit one decoder on K sets (starting from the decoder specnir"
+        " ships for the analysis and quality, if it has one), store it once (OUTDIR/decoder.snird) and code"
+        " every set's latents with it (default 4; 0: none, every set coded as compress codes it)",
     )
     p.add_argument("--workers", type=COUNT, help="run on a local Ray with N workers (specnir[distributed])")
     p.add_argument(
@@ -214,9 +214,10 @@ def _decoding(sub) -> None:
     p.add_argument(
         "--methods",
         nargs="+",
-        default=list(METHODS),
+        default=[m for m in METHODS if not m.endswith(OWN)],
         metavar="METHOD[:Q,...]",
-        help=f"{', '.join(METHODS)}, each with its own qualities if given (default: all)",
+        help=f"{', '.join(METHODS)}, each with its own qualities if given (default: all but the"
+        f" *{OWN} ones, which code with the set's own networks where the others use the shipped decoder)",
     )
     p.add_argument("--qualities", nargs="+", type=int, default=[2, 4, 6, 8], help="default 2 4 6 8")
     p.add_argument("--steps", type=COUNT, help="optimiser steps per specnir point (default: each mode's)")

@@ -73,10 +73,13 @@ def compress_summary(output: Path, report: dict, *, header: dict, n_images: int)
         lines.append(f"  latents: {coded} bytes per grid ({ratio:.4f} × the entropy model's estimate)")
     if r.get("both_fitted"):
         kept = "the decoder's" if r.get("decoder_id") else "its own"
-        lines.append(
-            f"  with the decoder this set's loss was {r['decoder_loss_ratio']:.2f} × that of the sets"
-            f" it was fitted on: fitted with its own networks too, and {kept} kept (lower MSE + λ·bits)"
+        ratio = r.get("decoder_loss_ratio")
+        why = (
+            f"with the decoder this set's loss was {ratio:.2f} × that of the sets it was fitted on"
+            if ratio is not None
+            else "coded at another λ than the decoder's reference"
         )
+        lines.append(f"  {why}: fitted with its own networks too, and {kept} kept (lower MSE + λ·bits)")
     lines.append(f"  fit {r['fit_seconds']:.0f} s, coding and verification {r['code_seconds']:.1f} s")
     return "\n".join(lines)
 

@@ -31,6 +31,7 @@ def fit_decoder(
     settings: Settings,
     *,
     served: int,
+    start: SharedDecoder | None = None,
     seed: int = 0,
     device: str = "cpu",
     progress: bool = True,
@@ -38,12 +39,16 @@ def fit_decoder(
     """Fit one synthesis and entropy model to ``sets`` (8-bit, as coded) fitted together, and store it.
 
     ``settings`` must code in a mode that shares its networks (the latent mode); ``served`` is how many
-    sets will use the decoder: its bits are weighed against the rate as if spread over them.
+    sets will use the decoder: its bits are weighed against the rate as if spread over them. ``start``
+    (a decoder specnir ships, of the same networks) gives the networks their first weights instead of the
+    mode's initial ones; the decoder's ``fit`` record names it.
     """
     coding, arch, _ = settings.coding()
     coding.check_shared_decoder()
     sets = [eight_bit(d) for d in sets]
     models = build_models(sets, settings, seed=seed)
+    for model in models if start is not None else ():
+        start.load_into(model, frozen=False)
     if not (coding.stacks and can_stack(models)):
         raise SpecnirError(
             f"a shared decoder is fitted on sets fitted together; mode {coding.name}'s do not stack"
@@ -70,7 +75,11 @@ def fit_decoder(
         "mode": coding.name,
         "quality": settings.quality,
         "model_config": dataclasses.asdict(template.config),
-        "fit": {"loss": float(f"{reference:.6g}"), "sets": len(sets)},
+        "fit": {
+            "loss": float(f"{reference:.6g}"),
+            "sets": len(sets),
+            **({"start": start.id} if start is not None else {}),
+        },
     }
     return _stored(
         template, {name: exponents[name.replace(".", "__")] for name in template.weights()}, header

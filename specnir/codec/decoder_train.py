@@ -12,7 +12,7 @@ minibatches: :class:`~specnir.models.crops.CropLatents`), with the one fitting l
 saved beside the output (``DECODER.snird.state``) at every evaluation and every two minutes, so a killed
 training continues where it stopped when the same command is run again.
 
-The networks are then put on fine grids (their rounding raises the training loss by at most
+The networks are then put on fine grids (each tensor's rounding raises the training loss by at most
 :data:`TOLERANCE`, relative: a shipped decoder's bytes are in no file, so only its accuracy counts) and
 stored as a decoder file whose ``fit`` record names the analysis, the qualities it serves and each
 quality's reference loss (:func:`with_references`: what a set of speech coded against it reaches, the
@@ -135,7 +135,7 @@ def train_decoder(
     corpus and settings give the same bytes, resumed or not."""
     output = check_writable(output)
     settings.config()  # (refuse qualities of different networks before reading the corpus)
-    data, clips = training_images(inputs, params=params or SpecParams(), limit=settings.images)
+    data, clips = training_images(inputs, params=params or SpecParams(), limit=settings.clips)
     lams = [settings.lam(settings.qualities[k % len(settings.qualities)]) for k in range(len(data.names))]
     state_path = output.with_name(output.name + ".state")
     model, steps = _fit_crops(data, lams, settings, state_path, device, progress, callbacks)
@@ -180,6 +180,7 @@ def _fit_crops(data, lams, settings, state_path, device, progress, callbacks) ->
     signature = {
         "settings": dataclasses.asdict(settings),
         "images": data.names,
+        "widths": data.widths,
         "params": data.params.to_dict(),
     }
     saver = _StateSaver(state_path, signature)
@@ -192,8 +193,8 @@ def _fit_crops(data, lams, settings, state_path, device, progress, callbacks) ->
 
 
 def _networks_stored(model: CropLatents, data: ImageSet, header: dict) -> SharedDecoder:
-    """The trained networks on the grids whose rounding raises the loss of fixed crops (two batches per
-    λ, from column 0) by at most :data:`TOLERANCE`, stored with ``header``."""
+    """The trained networks, each tensor on the coarsest grid whose rounding raises the loss of fixed
+    crops (two batches per λ, from column 0) by at most :data:`TOLERANCE`, stored with ``header``."""
     target, mask = data.target, data.mask
     fixed = [(group[: 2 * model.batch], [0] * len(group[: 2 * model.batch])) for group in model.groups]
 

@@ -96,15 +96,15 @@ class SharedDecoder:
                 f" ({', '.join(differ)})"
             )
 
-    def load_into(self, model: SpectrogramModel) -> None:
-        """Give ``model`` the decoder's weights, frozen (only its latents will learn)."""
+    def load_into(self, model: SpectrogramModel, *, frozen: bool = True) -> None:
+        """Give ``model`` the decoder's weights, ``frozen`` (only its latents will learn) or as a start."""
         self.check_config(dataclasses.asdict(model.config), source="the set")
         params = model.weights()
         with torch.no_grad():
             for name, value in self.weights().items():
                 param = params[name]
                 param.copy_(value)
-                param.requires_grad_(False)
+                param.requires_grad_(not frozen)
 
 
 def _networks_fields(config: dict) -> dict:

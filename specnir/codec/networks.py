@@ -8,10 +8,11 @@ class here.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from specnir.codec.decoders import SharedDecoder
-from specnir.codec.modes import CodingMode
+from specnir.codec.modes import MODES, CodingMode
 from specnir.codec.nnquant import Quantized, loss_on, quantize
 from specnir.codec.report import Compressed, rd_cost
 from specnir.codec.weights import encode_weights, tensor_entries
@@ -95,19 +96,31 @@ class DecoderNetworks(Networks):
         :data:`OWN_NETWORKS_ABOVE` times theirs: noise in a speech corpus) is coded with its own networks
         too, and the file whose rate–distortion cost (MSE + λ · all its bits per pixel) is lower is kept.
         The report gains ``decoder_loss_ratio`` (the set's loss with the decoder over the decoder's),
-        ``both_fitted`` and, if both were, the two fits' seconds."""
-        reference = self.decoder.reference_loss(result.decoded.header["quality"])
+        ``both_fitted`` and, if both were, the two fits' seconds. A set coded at another λ than the
+        decoder's reference (``--lambda``) has no ratio to go by: it is coded both ways."""
+        header = result.decoded.header
+        reference = self.decoder.reference_loss(header["quality"])
         if reference is None:
             return result
         ratio = result.report["quantized_loss"] / reference
+        if header["model_config"]["lam"] != self._reference_lam(header["quality"]):
+            ratio = math.inf
         result.report.update(decoder_loss_ratio=ratio, both_fitted=ratio > OWN_NETWORKS_ABOVE)
         if ratio <= OWN_NETWORKS_ABOVE:
             return result
         own = refit()
         kept = own if rd_cost(own) < rd_cost(result) else result
         seconds = own.report["fit_seconds"] + result.report["fit_seconds"]
+        ratio = ratio if math.isfinite(ratio) else None
         kept.report.update(decoder_loss_ratio=ratio, both_fitted=True, fit_seconds=seconds)
         return kept
+
+    def _reference_lam(self, quality: int) -> float:
+        """The λ of the decoder's reference loss: a trained decoder's (:mod:`~specnir.codec.decoder_train`)
+        was measured at each quality's own λ, a corpus decoder's at the λ it was fitted with."""
+        if "qualities" in self.decoder.header["fit"]:
+            return MODES[self.decoder.header["mode"]].quality_config(quality)["lam"]
+        return self.decoder.header["model_config"]["lam"]
 
 
 def networks_for(decoder: SharedDecoder | None) -> Networks:

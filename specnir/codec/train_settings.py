@@ -19,7 +19,7 @@ class TrainSettings:
     steps: int = field(default=20_000, metadata={"help": "optimiser steps in all", "min": 1})
     batch: int = field(default=16, metadata={"help": "crops per step", "min": 1})
     crop: int = field(default=64, metadata={"help": "columns of a crop", "min": 8})
-    images: int = field(default=400, metadata={"help": "most clips trained on, taken evenly", "min": 1})
+    clips: int = field(default=400, metadata={"help": "most clips trained on, taken evenly", "min": 1})
     eval_every: int = field(default=5000, metadata={"help": "steps between evaluations", "min": 1})
     reference_steps: int | None = field(
         default=None,

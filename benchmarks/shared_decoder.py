@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 from specnir.batch import BatchJob, run_batch
-from specnir.batch import decoder as batch_decoder
 from specnir.cli.args import add_spectrogram_args, spectrogram_params
 from specnir.codec.decoders import DECODER_FILE
 from specnir.codec.encode import Settings
@@ -161,12 +160,12 @@ def rd_costs(run: dict, settings: Settings) -> dict:
 @contextlib.contextmanager
 def _no_start():
     """The batch's corpus decoder fitted from the mode's initial weights, not the shipped decoder's."""
-    saved = batch_decoder.shipped_decoder
-    batch_decoder.shipped_decoder = lambda analysis, quality: None
+    saved = BatchJob.shipped
+    BatchJob.shipped = lambda job: None  # (run_batch asks it only when it fits no corpus decoder)
     try:
         yield
     finally:
-        batch_decoder.shipped_decoder = saved
+        BatchJob.shipped = saved
 
 
 if __name__ == "__main__":

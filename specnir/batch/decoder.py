@@ -16,7 +16,6 @@ from specnir.codec.decoders import (
     DECODER_FILE,
     SharedDecoder,
     load_decoder,
-    shipped_decoder,
     shipped_decoders,
 )
 from specnir.corpus import CorpusSet
@@ -58,7 +57,7 @@ def batch_decoder(
         return None  # no set loads: each fails on its own, with its error
     if existing and _fitted_for(existing, job, data[0]):
         return existing
-    shipped = shipped_decoder(data[0].params.to_dict(), job.settings.quality)  # the networks' start
+    shipped = job.shipped()  # the networks' start, where specnir has a decoder for them
     if progress:
         begun = f", from specnir's own decoder {shipped.id}" if shipped else ""
         names = ", ".join(s.name for s in sample)

@@ -117,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     params = SpecParams()
     data, clips = training_images(args.corpus, params=params, limit=1 if args.time_only else args.clips)
     config = LatentConfig(**MODES["latent"].quality_config(args.quality))
-    steps = max(round(MODES["latent"].fit_steps(args.quality) * SHIPPED_STEPS), 1)
+    share = SHIPPED_STEPS["full" if config.first == 0 else "coarse"]
+    steps = max(round(MODES["latent"].fit_steps(args.quality) * share), 1)
     held = {path: eight_bit(load_image_set(clips_under(Path(path)), params=params)) for path in args.held}
     variants = [("conv", c) for c in args.conv] + [("gru", h) for h in args.hidden]
     first = next(iter(held.values()))

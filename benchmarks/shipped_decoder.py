@@ -7,8 +7,7 @@ Every set is compressed by ``specnir.codec.compress`` with its default decoder (
 serves the analysis and quality) and, with ``--own``, with ``decoder=None`` (its own networks). ``--rd`` is
 a ``specnir bench rd`` report of the first input with the methods ``latent`` (the default command) and
 ``latent-own`` (its own networks where the default uses the shipped decoder): the BD-rates of both curves
-against AVIF, JPEG-XL and WebP, the own-networks curve completed by the default's rows at the qualities no
-decoder is shipped for (there the default is the set's own networks). Prints a table and writes JSON.
+against AVIF, JPEG-XL and WebP, where they overlap. Prints a table and writes JSON.
 """
 
 from __future__ import annotations
@@ -46,12 +45,10 @@ def measure(inputs: list[str], quality: int, decoder) -> dict:
 
 
 def own_curve(rd: dict) -> list[dict]:
-    """rd.json's rows and the own-networks curve over every quality (``specnir-latent-own-all``): the
-    ``latent-own`` rows, and the default's rows at the qualities where it has none."""
+    """rd.json's rows and the own-networks curve (``specnir-latent-own-all``): its ``latent-own`` rows
+    (every quality has a shipped decoder, so the default's rows are never the own networks')."""
     own = [r for r in rd["rows"] if r["method"] == "specnir-latent-own"]
-    settings = {r["setting"] for r in own}
-    rest = [r for r in rd["rows"] if r["method"] == "specnir-latent" and r["setting"] not in settings]
-    return rd["rows"] + [{**r, "method": "specnir-latent-own-all"} for r in own + rest]
+    return rd["rows"] + [{**r, "method": "specnir-latent-own-all"} for r in own]
 
 
 def bd_against(rows: list[dict]) -> list[dict]:

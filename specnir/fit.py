@@ -24,6 +24,7 @@ from specnir.errors import SpecnirError
 from specnir.fit_config import FitConfig
 from specnir.metrics import column_error, gmsd, psnr, psnr_from_mse, ssim
 from specnir.models import SpectrogramModel
+from specnir.models.loss import pixel_weights
 
 STATE_EVERY_S = 120.0  # the loop hands out its state at every evaluation and at least this often
 
@@ -105,6 +106,16 @@ class FitResult:
     state: FitState  # where the fit stopped
 
 
+def loss_args(config: FitConfig, target: torch.Tensor, mask: torch.Tensor) -> dict:
+    """The keyword arguments of ``model.loss`` under ``config``: the gradient term's weight and the
+    distortion's per-pixel weights (:func:`specnir.models.loss.pixel_weights`), where not the defaults."""
+    weight = pixel_weights(target, mask, config.distortion)
+    return {
+        **({"grad_weight": config.grad_weight} if config.grad_weight else {}),
+        **({} if weight is None else {"weight": weight}),
+    }
+
+
 def cosine_lr(step: int, *, lr: float, steps: int, cosine: bool) -> float:
     """The learning rate at ``step``: ``lr``, or a cosine decay from ``lr`` to ``lr / 20`` over ``steps``."""
     if not cosine:
@@ -124,8 +135,8 @@ def fit(
 ) -> FitResult:
     """Fit ``model`` to ``data`` up to ``config.steps`` (from ``resume`` if given); leaves the best
     weights loaded."""
-    if config.grad_weight and model.predictive:
-        raise ValueError("grad_weight applies to image models; a predictive model minimises bits")
+    if (config.grad_weight or config.distortion != "mse") and model.predictive:
+        raise ValueError("grad_weight and distortion are image models'; a predictive model minimises bits")
     return _Loop(model, data, config, list(callbacks), progress).run(resume)
 
 
@@ -140,11 +151,11 @@ class _Loop:
             callbacks,
             progress,
         )
-        self.loss_args = {"grad_weight": config.grad_weight} if config.grad_weight else {}
         device = torch.device(config.device)
         model.to(device)
         model.set_widths(data.widths)
         self.target, self.mask = data.target.to(device), data.mask.to(device)
+        self.loss_args = loss_args(config, self.target, self.mask)
         self.lr = learning_rate(config, model)
         self.optimizer = torch.optim.Adam(model.param_groups(), lr=self.lr)
         self.best_loss, self.best_state, self.best_metrics, self.best_step = math.inf, None, None, 0

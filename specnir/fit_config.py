@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from specnir.errors import check_bounds
+from specnir.models.loss import DISTORTIONS
 
 
 @dataclass
@@ -25,6 +26,13 @@ class FitConfig:
     device: str = field(default="cpu", metadata={"help": "cpu or cuda", "choices": ("cpu", "cuda")})
     eval_every: int = field(default=200, metadata={"help": "steps between evaluations", "min": 1})
     grad_weight: float = field(default=0.0, metadata={"help": "weight of the Sobel-gradient loss", "min": 0})
+    distortion: str = field(
+        default="mse",
+        metadata={
+            "help": "mse: every pixel alike; ear: pixels weighed by their level above the noise floor",
+            "choices": DISTORTIONS,
+        },
+    )
 
     def __post_init__(self) -> None:
         check_bounds(self)

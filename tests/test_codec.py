@@ -283,7 +283,7 @@ def test_fuzzed_files_only_raise_format_errors_many(v1_lossless, data):
     [
         ("v1", {"gru-residual-k0", "gru-residual-k2", "gru-model", "siren-model"}),
         ("v2", {"gru-residual-k2", "gru-model", "siren-model", "latent-q3", "latent-q6"}),
-        ("v3", {"latent-q3-shared", "shipped-q4"}),  # decoder.snird beside it; a decoder specnir ships
+        ("v3", {"latent-q3-shared", "shipped-q4", "shipped-q6"}),  # decoder.snird beside it; specnir's own
     ],
 )
 def test_older_versions_still_decode_to_their_pixels(version, stems):

@@ -159,6 +159,18 @@ def test_a_corpus_smaller_than_its_qualities_still_gives_every_quality_a_referen
     assert set(decoder.header["fit"]["loss_by_quality"]) == {"1", "2", "3", "4"}
 
 
+def test_the_full_resolution_qualities_get_a_decoder_of_their_own(tiny_wavs, tmp_path):
+    """Qualities 5-8 (their own networks; 7 and 8 are the residual mode's by default): every reference is
+    a latent fit."""
+    settings = TrainSettings(
+        qualities=(5, 6, 7, 8), steps=4, batch=2, crop=8, eval_every=4, reference_steps=4
+    )
+    decoder = train_decoder(tiny_wavs[:2], tmp_path / "q58.snird", settings, params=TINY, progress=False)
+    assert decoder.header["fit"]["qualities"] == [5, 6, 7, 8]
+    assert set(decoder.header["fit"]["loss_by_quality"]) == {"5", "6", "7", "8"}
+    assert decoder.header["model_config"]["grids"] == 4 and decoder.header["model_config"]["first"] == 0
+
+
 def test_long_clips_are_cut_into_pieces(tmp_path):
     wav = tmp_path / "long.wav"
     t = np.arange(8000 * 6) / 8000  # 6 s at 8 kHz, hop 64: 751 columns

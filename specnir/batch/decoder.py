@@ -97,9 +97,14 @@ def _sample(sets: list[CorpusSet], count: int, params: SpecParams) -> tuple[list
 
 
 def _fitted_for(decoder: SharedDecoder, job: BatchJob, data: ImageSet) -> bool:
-    """Whether a decoder no finished set uses has this job's quality and model config (λ included)."""
+    """Whether a decoder no finished set uses has this job's quality, model config (λ included) and
+    distortion."""
     config = _job_config(job, data)
-    return decoder.header["quality"] == job.settings.quality and decoder.header["model_config"] == config
+    return (
+        decoder.header["quality"] == job.settings.quality
+        and decoder.header["model_config"] == config
+        and decoder.distortion == (job.settings.distortion or "mse")
+    )
 
 
 def _job_config(job: BatchJob, data: ImageSet) -> dict:

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from specnir.codec.decoders import SharedDecoder, shipped_decoder
 from specnir.codec.encode import Settings, compress_sets
 from specnir.codec.networks import networks_for
+from specnir.codec.rate import RateTarget, compress_data_at_rate
 from specnir.corpus import CorpusSet
 from specnir.data import load_image_set
 from specnir.errors import SpecnirError, check_bounds
@@ -27,6 +28,7 @@ class BatchJob:
     device: str = "cpu"
     # sets a shared decoder is fitted on; None: the mode's default, 0: none
     decoder_sets: int | None = field(default=None, metadata={"min": 0})
+    rate: RateTarget | None = None  # each set's file of this size (specnir.codec.rate), at its own λ
 
     def __post_init__(self) -> None:
         check_bounds(self)
@@ -34,6 +36,13 @@ class BatchJob:
     def decoder_sets_to_fit(self) -> int:
         """How many sets the shared decoder is fitted on (0: every file holds its own networks)."""
         coding, _, _ = self.settings.coding()
+        if self.rate is not None:
+            if self.decoder_sets:
+                raise SpecnirError(
+                    "a rate target codes each set at its own λ, which a corpus decoder (fitted at one λ)"
+                    " does not serve: no decoder sets with it"
+                )
+            return 0
         if self.decoder_sets is None:
             return DECODER_SETS if coding.shares_decoder else 0
         if self.decoder_sets:
@@ -43,17 +52,21 @@ class BatchJob:
     def shipped(self) -> SharedDecoder | None:
         """The decoder specnir ships for the job's analysis and quality, where the mode shares networks:
         what sets are coded against when the batch fits no decoder of its own (as ``compress`` does)."""
-        if not self.settings.coding()[0].shares_decoder:
-            return None
+        if self.rate is not None or not self.settings.coding()[0].shares_decoder:
+            return None  # (a rate target finds each set's at its λ)
         return shipped_decoder(self.params.to_dict(), self.settings.quality)
 
     def record(self) -> dict:
         """The settings a manifest line records; a re-run with others is refused."""
+        settings = asdict(self.settings)
+        if settings["distortion"] is None:
+            del settings["distortion"]  # (as manifests recorded it before there was a choice)
         return {
-            **asdict(self.settings),
+            **settings,
             "seed": self.seed,
             "params": self.params.to_dict(),
             "decoder_sets": self.decoder_sets_to_fit(),
+            **({"rate": self.rate.describe()} if self.rate is not None else {}),
         }
 
 
@@ -117,7 +130,8 @@ def compress_chunk(
     chunk: list[CorpusSet], job: BatchJob, decoder_blob: bytes | None = None
 ) -> list[SetResult]:
     """Load and compress some sets (against the shared decoder whose bytes are ``decoder_blob``, if any):
-    one result per set, in order. A set that does not load fails alone; a fit that fails fails its sets."""
+    one result per set, in order. A set that does not load fails alone; a fit that fails fails its sets
+    (with a rate target each set is searched alone, and fails alone)."""
     decoder = None if decoder_blob is None else SharedDecoder.from_bytes(decoder_blob)
     loaded, results = [], {}
     for corpus_set in chunk:
@@ -126,21 +140,28 @@ def compress_chunk(
             loaded.append((corpus_set, load_image_set(list(corpus_set.clips), params=job.params), start))
         except SpecnirError as exc:
             results[corpus_set.name] = SetFailed(corpus_set, str(exc), time.perf_counter() - start)
-    if loaded:
+    groups = [[one] for one in loaded] if job.rate is not None else [loaded] if loaded else []
+    for group in groups:
         try:
-            done = compress_sets(
-                [data for _, data, _ in loaded],
-                job.settings,
-                networks=networks_for(decoder),
-                seed=job.seed,
-                device=job.device,
-                progress=False,
-            )
+            done = _compressed([data for _, data, _ in group], job, decoder)
         except Exception as exc:  # noqa: BLE001 (recorded, the batch goes on; the exit status says so)
             error = str(exc) if isinstance(exc, SpecnirError) else f"{type(exc).__name__}: {exc}"
-            for corpus_set, _, start in loaded:
+            for corpus_set, _, start in group:
                 results[corpus_set.name] = SetFailed(corpus_set, error, time.perf_counter() - start)
         else:
-            for (corpus_set, _, _), result in zip(loaded, done, strict=True):
+            for (corpus_set, _, _), result in zip(group, done, strict=True):
                 results[corpus_set.name] = SetCompressed(corpus_set, result.blob, result.report)
     return [results[s.name] for s in chunk]
+
+
+def _compressed(sets: list, job: BatchJob, decoder: SharedDecoder | None) -> list:
+    """The sets' files: fitted together (against ``decoder``, if any), or a set at a rate target (against
+    the decoder specnir ships for the λ it lands at)."""
+    if job.rate is None:
+        networks = networks_for(decoder)
+        return compress_sets(
+            sets, job.settings, networks=networks, seed=job.seed, device=job.device, progress=False
+        )
+    s = job.settings
+    options = dict(steps=s.steps, distortion=s.distortion, seed=job.seed, device=job.device, progress=False)
+    return [compress_data_at_rate(data, job.rate, **options) for data in sets]

@@ -80,7 +80,8 @@ def run_batch(
         refuse_other_settings(outdir, rows, job)
         uses_decoder = job.decoder_sets_to_fit() > 0 and len(sets) > 1
         decoder = existing_decoder(outdir, rows) if uses_decoder else job.shipped()
-        todo = [s for s in sets if not is_finished(s, rows.get(s.name), outdir, decoder)]
+        shipped = job.rate is not None  # (each set against the decoder specnir ships for its λ)
+        todo = [s for s in sets if not is_finished(s, rows.get(s.name), outdir, decoder, any_shipped=shipped)]
         if todo and uses_decoder:
             decoder = batch_decoder(outdir, sets, rows, job, decoder, progress)
         chunks = fit_chunks(todo, sets_per_fit)
@@ -94,7 +95,7 @@ def run_batch(
         finally:
             ordered = {s.name: rows[s.name] for s in sets if s.name in rows}
             rewrite_manifest(manifest, ordered | rows)  # the corpus's order, then sets of other corpora
-    return _report(outdir, sets, len(todo), rows, decoder, time.perf_counter() - start)
+    return _report(outdir, sets, len(todo), rows, decoder, time.perf_counter() - start, any_shipped=shipped)
 
 
 def _write_results(
@@ -130,9 +131,18 @@ def _write_results(
 
 
 def _report(
-    outdir: Path, sets: list[CorpusSet], todo: int, rows: dict, decoder: SharedDecoder | None, seconds: float
+    outdir: Path,
+    sets: list[CorpusSet],
+    todo: int,
+    rows: dict,
+    decoder: SharedDecoder | None,
+    seconds: float,
+    *,
+    any_shipped: bool,
 ) -> BatchReport:
-    done_sets = {s.name for s in sets if is_finished(s, rows.get(s.name), outdir, decoder)}
+    done_sets = {
+        s.name for s in sets if is_finished(s, rows.get(s.name), outdir, decoder, any_shipped=any_shipped)
+    }
     stored = decoder is not None and shipped_with_id(decoder.id) is None  # (specnir's own: no file's bytes)
     finished = [rows[s.name] for s in sets if s.name in done_sets]
     return BatchReport(

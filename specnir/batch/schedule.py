@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from specnir.batch.job import BatchJob
-from specnir.codec.decoders import SharedDecoder
+from specnir.codec.decoders import SharedDecoder, shipped_with_id
 from specnir.corpus import CorpusSet
 from specnir.errors import SpecnirError
 
@@ -38,12 +38,21 @@ def fit_chunks(todo: list[CorpusSet], sets_per_fit: int) -> list[list[CorpusSet]
     return chunks
 
 
-def is_finished(corpus_set: CorpusSet, row: dict | None, outdir: Path, decoder: SharedDecoder | None) -> bool:
+def is_finished(
+    corpus_set: CorpusSet,
+    row: dict | None,
+    outdir: Path,
+    decoder: SharedDecoder | None,
+    *,
+    any_shipped: bool = False,
+) -> bool:
     """Whether the manifest's line for a set says it is done, for these clips, with its file in place
-    (and the shared decoder it was coded with)."""
+    (and the shared decoder it was coded with; with ``any_shipped``, as a rate target codes, any decoder
+    specnir ships)."""
     if row is None or row.get("status") != "ok":
         return False
-    if row.get("decoder") and (decoder is None or row["decoder"] != decoder.id):
+    theirs = row.get("decoder")
+    if theirs and (decoder is None or theirs != decoder.id) and not (any_shipped and shipped_with_id(theirs)):
         return False
     if [Path(c).name for c in row.get("clips", [])] != [c.name for c in corpus_set.clips]:
         return False  # (by name: the set's name holds its folder, and the corpus may be given another way)

@@ -18,13 +18,18 @@ from specnir.metrics import psnr_from_mse
 # or the mode alone where it has one architecture of its own name (latent); a mode that can code against
 # a shared decoder also as METHOD-own: the set's own networks (compress's ``decoder=None``), where METHOD
 # alone is compress's default (the decoder specnir ships, where one serves the quality).
-OWN = "-own"
+OWN = "-own"  # the set's own networks where the plain method uses a decoder specnir ships
+EAR = "-ear"  # fitted to the ear's distortion (specnir.models.loss) instead of the MSE
 METHODS = tuple(
     method
     for name, mode in MODES.items()
     for arch in mode.archs
     for plain in [name if tuple(mode.archs) == (name,) else f"{arch}-{name}"]
-    for method in ([plain, plain + OWN] if mode.shares_decoder else [plain])
+    for method in (
+        [plain]
+        + ([plain + OWN] if mode.shares_decoder else [])
+        + ([plain + EAR] if "distortion" in mode.options else [])
+    )
 )
 
 

@@ -22,7 +22,7 @@ import torch
 
 from specnir.audio import load_audio
 from specnir.bench.bdrate import bd_tables
-from specnir.bench.codecs import OWN, parse_method, run_classical
+from specnir.bench.codecs import EAR, OWN, parse_method, run_classical
 from specnir.bench.figures import plot_rd
 from specnir.bench.listen import write_listening_page
 from specnir.bench.speech import audio_rows, plot_listening
@@ -42,8 +42,9 @@ def run_specnir(
     rows = []
     for text in methods:
         method, method_qualities = parse_method(text, qualities)
-        arch, _, mode = method.removesuffix(OWN).rpartition("-")
+        arch, _, mode = method.removesuffix(EAR).removesuffix(OWN).rpartition("-")
         decoder = None if method.endswith(OWN) else SHIPPED
+        distortion = "ear" if method.endswith(EAR) else None
         for q in method_qualities:
             start = time.perf_counter()
             result = compress(
@@ -52,6 +53,7 @@ def run_specnir(
                 mode=mode,
                 quality=q,
                 steps=steps,
+                distortion=distortion,
                 params=params,
                 progress=progress,
                 decoder=decoder,

@@ -115,23 +115,47 @@ def cmd_compress(args: argparse.Namespace) -> int:
     if output.suffix != ".snir":
         raise SpecnirError(f"{output}: the output file must end in .snir")
     check_writable(output)
-    result = compress(
-        inputs_or_bundled(args.inputs),
-        **dataclasses.asdict(config_from_args(Settings, args)),
+    decoder = (
+        SHIPPED if args.decoder is None else None if args.decoder == "none" else load_decoder(args.decoder)
+    )
+    common = dict(
         seed=args.seed,
         device=args.device,
         params=spectrogram_params(args),
         progress=not args.quiet,
-        decoder=SHIPPED
-        if args.decoder is None
-        else None
-        if args.decoder == "none"
-        else load_decoder(args.decoder),
+        decoder=decoder,
     )
+    target = _rate_target(args)
+    if target is not None:
+        from specnir.codec.rate import compress_at_rate
+
+        result = compress_at_rate(
+            inputs_or_bundled(args.inputs), target, steps=args.steps, distortion=args.distortion, **common
+        )
+    else:
+        result = compress(
+            inputs_or_bundled(args.inputs), **dataclasses.asdict(config_from_args(Settings, args)), **common
+        )
     write(output, result.blob)
     n_images = len(result.decoded.names)
     print(tables.compress_summary(output, result.report, header=result.decoded.header, n_images=n_images))
     return 0
+
+
+def _rate_target(args: argparse.Namespace):
+    """The ``--kbps`` or ``--bytes`` asked for (None: neither), refused beside what it replaces."""
+    from specnir.codec.rate import RateTarget
+
+    if args.kbps is None and args.size is None:
+        return None
+    taken = (("--quality", args.quality), ("--lambda", args.lam), ("--max-error", args.max_error))
+    given = [flag for flag, value in taken if value is not None]
+    given += [
+        f"--{k} {getattr(args, k)}" for k in ("mode", "arch") if getattr(args, k) not in (None, "latent")
+    ]
+    if given:
+        raise SpecnirError(f"--kbps and --bytes choose λ in the latent mode: not with {', '.join(given)}")
+    return RateTarget(kbps=args.kbps, size=args.size)
 
 
 def cmd_train_decoder(args: argparse.Namespace) -> int:
@@ -163,8 +187,16 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from specnir.codec.encode import Settings
 
     settings = config_from_args(Settings, args)
+    rate = _rate_target(args)
+    if rate is not None:
+        settings = dataclasses.replace(settings, mode="latent")
     job = BatchJob(
-        settings, spectrogram_params(args), seed=args.seed, device=args.device, decoder_sets=args.decoder_sets
+        settings,
+        spectrogram_params(args),
+        seed=args.seed,
+        device=args.device,
+        decoder_sets=args.decoder_sets,
+        rate=rate,
     )
     report = run_batch(
         args.inputs,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from specnir.bench.codecs import METHODS, OWN
+from specnir.bench.codecs import EAR, METHODS, OWN
 from specnir.cli import commands as cmd
 from specnir.cli.args import (
     COUNT,
@@ -22,6 +22,7 @@ from specnir.colormap import COLORMAPS
 from specnir.corpus import GROUPINGS
 from specnir.fit_config import FitConfig
 from specnir.models import IMAGE_MODELS, MODELS
+from specnir.models.loss import DISTORTIONS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -214,10 +215,11 @@ def _decoding(sub) -> None:
     p.add_argument(
         "--methods",
         nargs="+",
-        default=[m for m in METHODS if not m.endswith(OWN)],
+        default=[m for m in METHODS if not m.endswith((OWN, EAR))],
         metavar="METHOD[:Q,...]",
         help=f"{', '.join(METHODS)}, each with its own qualities if given (default: all but the"
-        f" *{OWN} ones, which code with the set's own networks where the others use the shipped decoder)",
+        f" *{OWN} ones, which code with the set's own networks where the others use the shipped decoder,"
+        f" and the *{EAR} ones, fitted to --distortion ear)",
     )
     p.add_argument("--qualities", nargs="+", type=int, default=[2, 4, 6, 8], help="default 2 4 6 8")
     p.add_argument("--steps", type=COUNT, help="optimiser steps per specnir point (default: each mode's)")
@@ -242,7 +244,6 @@ def _add_coding_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--quality",
         type=int,
-        default=4,
         metavar="Q",
         help="1-8, higher is better (default 4); "
         + "; ".join(f"{name}: {mode.quality_help}" for name, mode in MODES.items()),
@@ -254,11 +255,32 @@ def _add_coding_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--lambda", type=float, dest="lam", help=f"{_taking('lam')}: λ instead of the quality's")
     p.add_argument(
+        "--distortion",
+        choices=DISTORTIONS,
+        help=f"{_taking('distortion')}: what the fit minimises besides λ · rate; mse: every pixel alike (what"
+        " PSNR measures, the default); ear: each pixel weighed by its level above its clip's noise floor",
+    )
+    p.add_argument(
         "--steps",
         type=COUNT,
         help="optimiser steps (default: the mode's, "
         + "; ".join(f"{name} {_by_quality(mode.fit_steps)}" for name, mode in MODES.items())
         + ")",
+    )
+    rate = p.add_mutually_exclusive_group()
+    rate.add_argument(
+        "--kbps",
+        type=number(float, above=0),
+        metavar="K",
+        help="latent: a file of K kbps (its bytes over the clips' duration; batch: each set's) within ±5 %%,"
+        " by a search over λ (instead of --quality and --lambda)",
+    )
+    rate.add_argument(
+        "--bytes",
+        type=COUNT,
+        dest="size",
+        metavar="N",
+        help="latent: a file of N bytes within ±5 %% (as --kbps)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")

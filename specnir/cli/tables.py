@@ -77,9 +77,16 @@ def compress_summary(output: Path, report: dict, *, header: dict, n_images: int)
         why = (
             f"with the decoder this set's loss was {ratio:.2f} × that of the sets it was fitted on"
             if ratio is not None
-            else "coded at another λ than the decoder's reference"
+            else "no reference loss of the decoder's at this λ"
         )
         lines.append(f"  {why}: fitted with its own networks too, and {kept} kept (lower MSE + λ·bits)")
+    if "rate_control" in r:
+        rc = r["rate_control"]
+        off = r["bytes"] / rc["target_bytes"] - 1
+        lines.append(
+            f"  {rc['kbps']:.2f} kbps for the {rc['target']} asked ({off:+.1%}):"
+            f" λ {header['model_config']['lam']:.3g} after {len(rc['fits'])} fits in {rc['seconds']:.0f} s"
+        )
     lines.append(f"  fit {r['fit_seconds']:.0f} s, coding and verification {r['code_seconds']:.1f} s")
     return "\n".join(lines)
 

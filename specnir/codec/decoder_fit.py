@@ -23,6 +23,7 @@ from specnir.codec.weights import encode_weights, tensor_entries
 from specnir.data import ImageSet
 from specnir.errors import SpecnirError
 from specnir.models import SpectrogramModel
+from specnir.models.loss import pixel_weights
 from specnir.models.stacked import can_stack
 
 
@@ -58,10 +59,11 @@ def fit_decoder(
     stacked.to(device).eval()  # (the grid search below: ~100 losses of all K sets, on the fitting device)
     data = joined(sets)
     target = data.target.to(device)
+    weight = pixel_weights(target, data.mask.to(device), fit_config.distortion)
 
     def mean_loss() -> float:  # per set, as each set's file will see it
         with torch.no_grad():
-            return float(stacked.set_losses(target).mean())
+            return float(stacked.set_losses(target, weight).mean())
 
     pixels = int(data.mask.sum()) * data.target.shape[1] / len(sets) * max(served, len(sets))
     exponents = rd_exponents(stacked, mean_loss, lam=stacked.config.lam, pixels=pixels)
@@ -79,6 +81,7 @@ def fit_decoder(
             "loss": float(f"{reference:.6g}"),
             "sets": len(sets),
             **({"start": start.id} if start is not None else {}),
+            **({"distortion": fit_config.distortion} if fit_config.distortion != "mse" else {}),
         },
     }
     return _stored(

@@ -45,6 +45,7 @@ from specnir.fit import Callback, FitState, fit
 from specnir.fit_config import FitConfig
 from specnir.models.crops import CropLatents
 from specnir.models.latent import LatentCodec, LatentConfig
+from specnir.models.loss import pixel_weights
 from specnir.spectrogram import SpecParams, Spectrogram
 
 MIN_COLUMNS = 16
@@ -151,10 +152,11 @@ def train_decoder(
             "clips": clips,
             "images": len(data.names),
             "steps": steps,
+            **({"distortion": settings.distortion} if settings.distortion != "mse" else {}),
         },
     }
     decoder = with_references(
-        _networks_stored(model, data, header), data, lams, steps=settings.reference_steps
+        _networks_stored(model, data, header, settings.distortion), data, lams, steps=settings.reference_steps
     )
     with atomic_path(output) as tmp:
         tmp.write_bytes(decoder.blob)
@@ -175,7 +177,11 @@ def _fit_crops(data, lams, settings, state_path, device, progress, callbacks) ->
         batch=settings.batch,
     )
     fit_config = FitConfig(
-        steps=settings.steps, seed=settings.seed, device=device, eval_every=settings.eval_every
+        steps=settings.steps,
+        seed=settings.seed,
+        device=device,
+        eval_every=settings.eval_every,
+        distortion=settings.distortion,
     )
     signature = {
         "settings": dataclasses.asdict(settings),
@@ -192,15 +198,17 @@ def _fit_crops(data, lams, settings, state_path, device, progress, callbacks) ->
     return model.cpu().eval(), result.last_step
 
 
-def _networks_stored(model: CropLatents, data: ImageSet, header: dict) -> SharedDecoder:
-    """The trained networks, each tensor on the coarsest grid whose rounding raises the loss of fixed
-    crops (two batches per λ, from column 0) by at most :data:`TOLERANCE`, stored with ``header``."""
+def _networks_stored(model: CropLatents, data: ImageSet, header: dict, distortion: str) -> SharedDecoder:
+    """The trained networks, each tensor on the coarsest grid whose rounding raises the loss (of
+    ``distortion``) of fixed crops (two batches per λ, from column 0) by at most :data:`TOLERANCE`, stored
+    with ``header``."""
     target, mask = data.target, data.mask
+    weight = pixel_weights(target, mask, distortion)
     fixed = [(group[: 2 * model.batch], [0] * len(group[: 2 * model.batch])) for group in model.groups]
 
     def fixed_loss() -> float:
         with torch.no_grad():
-            return sum(float(model.crop_loss(target, mask, *crops)) for crops in fixed)
+            return sum(float(model.crop_loss(target, mask, *crops, weight)) for crops in fixed)
 
     exponents = choose_exponents(model, fixed_loss, tolerance=TOLERANCE)
     template = LatentCodec(model.codec.config, n_images=1, height=8, width=8)
@@ -223,7 +231,7 @@ def with_references(
     for q in fit["qualities"]:
         chosen = [k for k, lam in enumerate(lams) if lam == MODES["latent"].quality_config(q)["lam"]]
         subset = _subset(data, (chosen or list(range(len(lams))))[:REFERENCE_IMAGES])  # (few images)
-        settings = Settings(quality=q, steps=steps)
+        settings = Settings(mode="latent", quality=q, steps=steps, distortion=decoder.distortion)
         coded = compress_sets([subset], settings, networks=DecoderNetworks(bare), progress=False)
         losses[str(q)] = float(f"{coded[0].report['quantized_loss']:.6g}")
     return _stored_again(decoder, {**fit, "loss_by_quality": losses})

@@ -69,6 +69,11 @@ class SharedDecoder:
         loss = by_quality.get(str(quality)) if isinstance(by_quality, dict) else fit.get("loss")
         return float(loss) if isinstance(loss, int | float) and loss > 0 else None
 
+    @property
+    def distortion(self) -> str:
+        """The distortion its networks and reference losses were fitted to (:mod:`specnir.models.loss`)."""
+        return self.header.get("fit", {}).get("distortion", "mse")
+
     def serves(self, analysis: dict, quality: int) -> bool:
         """Whether this is a shipped decoder for spectrograms of ``analysis`` (a ``SpecParams`` dict) coded
         at ``quality``."""

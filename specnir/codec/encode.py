@@ -49,13 +49,16 @@ class Settings:
     max_error: int | None = None
     lam: float | None = None
     steps: int | None = field(default=None, metadata={"min": 1})
+    distortion: str | None = None  # the fit's (specnir.models.loss.DISTORTIONS; None: the MSE)
 
     def __post_init__(self) -> None:
         check_bounds(self)
+        if self.distortion == "mse":  # (the default, one way: a set coded with it is coded without it)
+            object.__setattr__(self, "distortion", None)
 
     def coding(self) -> tuple[CodingMode, str, Options]:
         """The coding mode, architecture and options, after refusing what cannot be done."""
-        options = Options(max_error=self.max_error, lam=self.lam)
+        options = Options(max_error=self.max_error, lam=self.lam, distortion=self.distortion)
         coding = choose_mode(self.mode, self.quality, self.arch, options)
         arch = self.arch or next(iter(coding.archs))
         coding.check(arch, options)
@@ -76,6 +79,7 @@ def compress(
     max_error: int | None = None,
     lam: float | None = None,
     steps: int | None = None,
+    distortion: str | None = None,
     seed: int = 0,
     device: str = "cpu",
     params: SpecParams | None = None,
@@ -88,8 +92,18 @@ def compress(
     for the set's analysis and quality, where the mode shares networks and there is one (else the set's
     own networks); a :class:`SharedDecoder` (a corpus's) codes them against that one; ``None`` fits and
     stores the set's own networks (:mod:`specnir.codec.decoders`). A set that a decoder serves badly is
-    also fitted with its own networks (:meth:`~specnir.codec.networks.DecoderNetworks.keep`)."""
-    settings = Settings(arch=arch, mode=mode, quality=quality, max_error=max_error, lam=lam, steps=steps)
+    also fitted with its own networks (:meth:`~specnir.codec.networks.DecoderNetworks.keep`).
+    ``distortion``: what the latent fit minimises besides λ · rate (:data:`~specnir.models.loss.DISTORTIONS`;
+    None: the MSE)."""
+    settings = Settings(
+        arch=arch,
+        mode=mode,
+        quality=quality,
+        max_error=max_error,
+        lam=lam,
+        steps=steps,
+        distortion=distortion,
+    )
     coding = settings.coding()[0]
     if isinstance(decoder, SharedDecoder):
         networks_for(decoder).check(coding)  # refuse impossible settings before any input is read
@@ -97,10 +111,48 @@ def compress(
         raise ValueError(f"decoder: a SharedDecoder, {SHIPPED!r} or None, not {decoder!r}")
     check_device(device)
     data = load_image_set(inputs, params=params or SpecParams())
-    if decoder == SHIPPED:
-        decoder = shipped_decoder(data.params.to_dict(), quality) if coding.shares_decoder else None
-    networks = networks_for(decoder)
+    return compress_data(data, settings, decoder=decoder, seed=seed, device=device, progress=progress)
+
+
+def compress_data(
+    data: ImageSet,
+    settings: Settings,
+    *,
+    decoder: SharedDecoder | str | None = SHIPPED,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: bool = True,
+) -> Compressed:
+    """:func:`compress` of a set already loaded."""
+    networks = networks_for(set_decoder(data, settings, decoder))
     return compress_sets([data], settings, networks=networks, seed=seed, device=device, progress=progress)[0]
+
+
+def set_decoder(
+    data: ImageSet, settings: Settings, decoder: SharedDecoder | str | None
+) -> SharedDecoder | None:
+    """The shared decoder ``data`` is coded against: ``decoder``, or for :data:`SHIPPED` the one specnir ships
+    for its analysis and quality where the mode shares networks (None: the set's own networks)."""
+    if decoder != SHIPPED:
+        return decoder
+    coding = settings.coding()[0]
+    return shipped_decoder(data.params.to_dict(), settings.quality) if coding.shares_decoder else None
+
+
+def empty_size(data: ImageSet, settings: Settings, *, decoder: SharedDecoder | str | None = SHIPPED) -> int:
+    """The bytes of ``data``'s file with every latent zero (no fit): the least a file of the set costs."""
+    networks = networks_for(set_decoder(data, settings, decoder))
+    data = eight_bit(data)
+    model = build_models([data], settings, seed=0)[0]
+    networks.prepare(model)
+    with torch.no_grad():
+        for latent in getattr(model, "latents", ()):
+            latent.zero_()
+    fit_config = fit_config_for(settings, seed=0, device="cpu", networks=networks)
+    coding, arch, _ = settings.coding()
+    return len(
+        code_set(coding, arch, settings.quality, model, data, fit_config, networks, {"fit_seconds": 0}).blob
+    )
 
 
 def compress_sets(
@@ -139,7 +191,7 @@ def compress_sets(
         batched=batched,
         progress=progress,
     )
-    extra = {"steps": fit_config.steps, "sets_per_fit": per_fit}
+    extra = {"steps": fit_config.steps, "sets_per_fit": per_fit, "distortion": fit_config.distortion}
     results = [
         code_set(
             coding, arch, settings.quality, model, data, fit_config, networks, {**extra, "fit_seconds": s}
@@ -169,7 +221,13 @@ def fit_config_for(
     """How a set is fitted: the steps asked for, or those its networks take at the mode's quality."""
     coding, _, _ = settings.coding()
     steps = settings.steps or networks.fit_steps(coding, settings.quality)
-    return FitConfig(steps=steps, seed=seed, device=device, eval_every=max(steps // 5, 1))
+    return FitConfig(
+        steps=steps,
+        seed=seed,
+        device=device,
+        eval_every=max(steps // 5, 1),
+        distortion=settings.distortion or "mse",
+    )
 
 
 def fit_whole(model: SpectrogramModel, data: ImageSet, fit_config: FitConfig, progress: bool) -> None:
@@ -276,6 +334,7 @@ def code_set(
         "decoder_shipped": networks.decoder is not None and shipped_with_id(networks.decoder.id) is not None,
         "float_loss": quantized.float_loss,
         "quantized_loss": quantized.quantized_loss,
+        **({"decoder_loss": quantized.decoder_loss} if quantized.decoder_loss is not None else {}),
         **extra,
         "code_seconds": round(time.perf_counter() - start, 2),
         **mode_report,

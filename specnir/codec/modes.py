@@ -27,6 +27,7 @@ from specnir.codec.residual import decode_residuals, encode_residuals, one_threa
 from specnir.data import ImageSet
 from specnir.errors import SpecnirError
 from specnir.models import MODELS, SpectrogramModel, sized_config
+from specnir.models.loss import DISTORTIONS
 
 QUALITIES = range(1, 9)
 
@@ -37,6 +38,7 @@ class Options:
 
     max_error: int | None = field(default=None, metadata={"what": "a max error bound"})
     lam: float | None = field(default=None, metadata={"what": "a free λ"})
+    distortion: str | None = field(default=None, metadata={"what": "a distortion"})
 
     def given(self) -> list[str]:
         """The names of the options that are set, in field order."""
@@ -253,7 +255,7 @@ class LatentMode(CodingMode):
     help = "latent grids coded by a causal entropy model, one synthesis for the set (lossy)"
     quality_help = "λ 8e-3 halved per step, a full-resolution grid from 5 on"
     archs = {"latent": 2}
-    options = ("lam",)
+    options = ("lam", "distortion")
     shares_decoder = stacks = True
     steps = 1500  # qualities 1-4 (more steps keep gaining; 1,500 keep audio/ under 6 minutes on 2 CPU cores)
     steps_with_full_grid = 3000  # qualities 5-8: the full-resolution grid needs them (+0.7 dB at Q5)
@@ -276,6 +278,8 @@ class LatentMode(CodingMode):
         super().check(arch, options)
         if options.lam is not None and not 0 < options.lam <= 1:
             raise SpecnirError(f"λ must be above 0 and at most 1, not {options.lam}")
+        if options.distortion not in (None, *DISTORTIONS):
+            raise SpecnirError(f"distortion: one of {', '.join(DISTORTIONS)}, not {options.distortion!r}")
 
     def build(self, arch, quality, data, options):
         n, h, w = data.target.shape

@@ -8,6 +8,7 @@ class here.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 
@@ -25,8 +26,13 @@ from specnir.models import SpectrogramModel
 # Measured on asterisk-en at the default steps: its speech sets 1.00-1.05, its two sets of low-level noise
 # 1.41 and 1.50.
 OWN_NETWORKS_ABOVE = 1.25
-# The share of the mode's steps that a set's latents take against a decoder trained on many voices.
-SHIPPED_STEPS = 0.25
+# How far past its references' λs (a factor) a trained decoder's reference loss is extrapolated.
+REFERENCE_REACH = 4.0
+# The share of the mode's steps that a set's latents take against a decoder trained on many voices: with
+# grids at 1/2 to 1/8 of the image (qualities 1-4) a quarter reaches their quality (twice as many buy ~0.4
+# dB at 1.6 times the time); a full-resolution grid (qualities 5-8) needs half (quality 6 on the held-out
+# alsa clips: 6,112 bytes at 34.65 dB in 750 steps, 6,004 bytes at 35.22 dB in 1,500).
+SHIPPED_STEPS = {"coarse": 0.25, "full": 0.5}
 
 
 class Networks:
@@ -82,11 +88,15 @@ class DecoderNetworks(Networks):
         """A decoder trained on many voices (:mod:`specnir.codec.decoder_train`) has learnt its networks
         for latents fitted anew: :data:`SHIPPED_STEPS` of the mode's steps reach their quality."""
         steps = coding.fit_steps(quality)
-        return max(round(steps * SHIPPED_STEPS), 1) if "qualities" in self.decoder.header["fit"] else steps
+        if "qualities" not in self.decoder.header["fit"]:
+            return steps
+        full = self.decoder.header["model_config"].get("first") == 0  # a grid at the image's resolution
+        return max(round(steps * SHIPPED_STEPS["full" if full else "coarse"]), 1)
 
     def quantize(self, coding, model, data, fit_config):
-        loss = loss_on(model, data)()  # (the decoder's weights are on their grids already)
-        return Quantized({}, loss, loss)
+        loss = loss_on(model, data, fit_config)()  # (the decoder's weights are on their grids already)
+        theirs = dataclasses.replace(fit_config, distortion=self.decoder.distortion)
+        return Quantized({}, loss, loss, loss_on(model, data, theirs)() if theirs != fit_config else loss)
 
     def write(self, model, exponents, header, stream):
         header["tensors"], header["decoder_id"] = [], self.decoder.id
@@ -97,14 +107,14 @@ class DecoderNetworks(Networks):
         too, and the file whose rate–distortion cost (MSE + λ · all its bits per pixel) is lower is kept.
         The report gains ``decoder_loss_ratio`` (the set's loss with the decoder over the decoder's),
         ``both_fitted`` and, if both were, the two fits' seconds. A set coded at another λ than the
-        decoder's reference (``--lambda``) has no ratio to go by: it is coded both ways."""
+        decoder's references (:meth:`_reference`) has no ratio to go by: it is coded both ways. The set's loss
+        is measured with the references' distortion (:data:`~specnir.models.loss.DISTORTIONS`) whatever its
+        fit's."""
         header = result.decoded.header
-        reference = self.decoder.reference_loss(header["quality"])
-        if reference is None:
+        if self.decoder.reference_loss(header["quality"]) is None:
             return result
-        ratio = result.report["quantized_loss"] / reference
-        if header["model_config"]["lam"] != self._reference_lam(header["quality"]):
-            ratio = math.inf
+        reference = self._reference(header["quality"], header["model_config"]["lam"])
+        ratio = math.inf if reference is None else result.report["decoder_loss"] / reference
         result.report.update(decoder_loss_ratio=ratio, both_fitted=ratio > OWN_NETWORKS_ABOVE)
         if ratio <= OWN_NETWORKS_ABOVE:
             return result
@@ -115,12 +125,33 @@ class DecoderNetworks(Networks):
         kept.report.update(decoder_loss_ratio=ratio, both_fitted=True, fit_seconds=seconds)
         return kept
 
-    def _reference_lam(self, quality: int) -> float:
-        """The λ of the decoder's reference loss: a trained decoder's (:mod:`~specnir.codec.decoder_train`)
-        was measured at each quality's own λ, a corpus decoder's at the λ it was fitted with."""
-        if "qualities" in self.decoder.header["fit"]:
-            return MODES[self.decoder.header["mode"]].quality_config(quality)["lam"]
-        return self.decoder.header["model_config"]["lam"]
+    def _reference(self, quality: int, lam: float) -> float | None:
+        """The loss a set of speech reaches against the decoder at ``lam``: a corpus decoder's reference
+        at the λ it was fitted with (None at another); a trained decoder's
+        (:mod:`~specnir.codec.decoder_train`, measured at each quality's own λ) at ``lam`` itself, or
+        interpolated on log loss against log λ between the two nearest (extrapolated up to
+        :data:`REFERENCE_REACH` times past the ends; None farther)."""
+        if "qualities" not in self.decoder.header["fit"]:
+            return (
+                self.decoder.reference_loss(quality)
+                if lam == self.decoder.header["model_config"]["lam"]
+                else None
+            )
+        mode = MODES[self.decoder.header["mode"]]
+        by_lam = {
+            mode.quality_config(q)["lam"]: loss
+            for q in self.decoder.header["fit"]["qualities"]
+            if (loss := self.decoder.reference_loss(q)) is not None
+        }
+        if lam in by_lam:
+            return by_lam[lam]
+        known = sorted((math.log(q_lam), math.log(loss)) for q_lam, loss in by_lam.items())
+        x, reach = math.log(lam), math.log(REFERENCE_REACH)
+        if len(known) < 2 or not known[0][0] - reach <= x <= known[-1][0] + reach:
+            return None
+        k = min(max(sum(xq < x for xq, _ in known), 1), len(known) - 1)  # the pair around x, or the end pair
+        (x0, y0), (x1, y1) = known[k - 1], known[k]
+        return math.exp(y0 + (y1 - y0) * (x - x0) / (x1 - x0))
 
 
 def networks_for(decoder: SharedDecoder | None) -> Networks:

@@ -26,7 +26,7 @@ from torch.nn.utils import parametrize
 
 from specnir.codec.weights import EXPONENTS, round_to_step, scale_index, scale_of_index, to_integers, usable
 from specnir.data import ImageSet
-from specnir.fit import fit, learning_rate
+from specnir.fit import fit, learning_rate, loss_args
 from specnir.fit_config import FitConfig
 from specnir.models import SpectrogramModel
 from specnir.models.laplace import laplace_bits
@@ -104,14 +104,17 @@ class Quantized:
     exponents: dict[str, int]  # per parameter
     float_loss: float  # the fitted model's loss before quantisation
     quantized_loss: float  # with the weights on their grids
+    decoder_loss: float | None = None  # a shared decoder's: the loss with its references' distortion
 
 
-def loss_on(model: SpectrogramModel, data: ImageSet) -> Callable[[], float]:
-    """The model's fitting loss on ``data`` as it stands, without gradients (what quantisers measure)."""
+def loss_on(model: SpectrogramModel, data: ImageSet, fit_config: FitConfig) -> Callable[[], float]:
+    """The model's fitting loss under ``fit_config`` (its distortion) on ``data`` as it stands, without
+    gradients (what quantisers measure)."""
+    args = loss_args(fit_config, data.target, data.mask)
 
     def loss_now() -> float:
         with torch.no_grad():
-            return float(model.loss(data.target, data.mask))
+            return float(model.loss(data.target, data.mask, **args))
 
     return loss_now
 
@@ -125,7 +128,7 @@ def quantize_and_tune(
     loss is within the last (finest) tolerance of the float model's. Plain rounding is kept where
     fine-tuning does not beat it. The model is left on the CPU, in evaluation mode, on its grids.
     """
-    loss_now = loss_on(model, data)
+    loss_now = loss_on(model, data, fit_config)
     float_loss, float_state = loss_now(), copy.deepcopy(model.state_dict())
     steps = fit_config.steps
     tune = dataclasses.replace(
@@ -200,7 +203,7 @@ def quantize(
     rate (:func:`rd_exponents`; ``model.config.lam`` is λ). The model is left on its grids."""
     if tolerances is not None:
         return quantize_and_tune(model, data, fit_config, tolerances)
-    loss_now = loss_on(model, data)
+    loss_now = loss_on(model, data, fit_config)
     float_loss = loss_now()
     pixels = int(data.mask.sum()) * model.height
     exponents = rd_exponents(model, loss_now, lam=model.config.lam, pixels=pixels)

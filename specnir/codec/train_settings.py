@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from specnir.codec.modes import MODES
 from specnir.errors import SpecnirError, check_bounds
 from specnir.models.latent import LatentConfig
+from specnir.models.loss import DISTORTIONS
 
 
 @dataclass(frozen=True)
@@ -30,9 +31,15 @@ class TrainSettings:
         },
     )
     seed: int = field(default=0, metadata={"help": "seed of the initial weights and of the crops"})
+    distortion: str = field(
+        default="mse",
+        metadata={"help": "the loss's distortion (as compress's --distortion)", "choices": DISTORTIONS},
+    )
 
     def __post_init__(self) -> None:
         check_bounds(self)
+        if self.distortion not in DISTORTIONS:
+            raise SpecnirError(f"distortion: one of {', '.join(DISTORTIONS)}, not {self.distortion!r}")
 
     def config(self) -> LatentConfig:
         """The networks' config: the qualities' own (they must differ in λ only)."""

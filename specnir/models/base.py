@@ -48,10 +48,18 @@ class SpectrogramModel(nn.Module):
         self.config = config
         self.n_images, self.height, self.width = n_images, height, width
 
-    def loss(self, target: torch.Tensor, mask: torch.Tensor, *, grad_weight: float = 0.0) -> torch.Tensor:
+    def loss(
+        self,
+        target: torch.Tensor,
+        mask: torch.Tensor,
+        *,
+        grad_weight: float = 0.0,
+        weight: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """What the fitting loop minimises: the masked MSE of :meth:`forward` (``(N, H, W)`` target,
-        ``(N, 1, W)`` mask) plus ``grad_weight`` × the Sobel-gradient MSE."""
-        return masked_loss(self(), target, mask, grad_weight=grad_weight)
+        ``(N, 1, W)`` mask; each pixel times its ``weight (N, H, W)`` if given) plus ``grad_weight`` × the
+        Sobel-gradient MSE (:func:`~specnir.models.loss.masked_loss`)."""
+        return masked_loss(self(), target, mask, grad_weight=grad_weight, weight=weight)
 
     def set_progress(self, fraction: float) -> None:
         """The loop says how far the fit has come (0 to 1) before each step; a model with a training

@@ -105,14 +105,21 @@ class CropLatents(SpectrogramModel):
         return torch.stack([F.pad(p, (0, width - p.shape[-1])) for p in pieces])
 
     def crop_loss(
-        self, target: torch.Tensor, mask: torch.Tensor, images: list[int], starts: list[int]
+        self,
+        target: torch.Tensor,
+        mask: torch.Tensor,
+        images: list[int],
+        starts: list[int],
+        weight: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The latent codec's loss on crops of ``images`` from columns ``starts`` (all of one λ)."""
+        """The latent codec's loss on crops of ``images`` from columns ``starts`` (all of one λ; pixels
+        weighed by the corpus's ``weight (N, H, W)`` if given)."""
         latents, masks = self._window(images, starts, self.crop)
         target_crop = self._pixels(target, images, starts, self.crop)
         mask_crop = self._pixels(mask, images, starts, self.crop)
+        weight_crop = None if weight is None else self._pixels(weight, images, starts, self.crop)
         lam = self.image_lams[images[0]]
-        return self.codec.rd_loss(latents, masks, target_crop, mask_crop, lam=lam)
+        return self.codec.rd_loss(latents, masks, target_crop, mask_crop, lam=lam, weight=weight_crop)
 
     def draw(self) -> tuple[list[int], list[int]]:
         """A training step's crops: ``batch`` images of one λ (torch's generator) and their starts."""
@@ -124,13 +131,21 @@ class CropLatents(SpectrogramModel):
             starts.append(self.unit * min(int(u * count), count - 1))
         return images, starts
 
-    def loss(self, target: torch.Tensor, mask: torch.Tensor, *, grad_weight: float = 0.0) -> torch.Tensor:
+    def loss(
+        self,
+        target: torch.Tensor,
+        mask: torch.Tensor,
+        *,
+        grad_weight: float = 0.0,
+        weight: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Training: the loss of one draw of crops (:meth:`draw`). Evaluation: every image whole, the
-        mean over the λs (see the module). ``target (N, H, W)`` and ``mask (N, 1, W)`` are the corpus's."""
+        mean over the λs (see the module). ``target (N, H, W)``, ``mask (N, 1, W)`` and the pixels'
+        ``weight (N, H, W)`` (if any) are the corpus's."""
         if grad_weight:
-            raise ValueError("a decoder is trained on MSE + λ · rate only")
+            raise ValueError("a decoder is trained on a distortion + λ · rate only")
         if self.training:
-            return self.crop_loss(target, mask, *self.draw())
+            return self.crop_loss(target, mask, *self.draw(), weight)
         self.group_losses = {}
         for lam, group in zip(self.lams, self.groups, strict=True):
             total, pixels = 0.0, 0.0
@@ -139,8 +154,9 @@ class CropLatents(SpectrogramModel):
                 latents, masks = self._window(chunk, [0] * len(chunk), width)
                 m = self._pixels(mask, chunk, [0] * len(chunk), width)
                 t = self._pixels(target, chunk, [0] * len(chunk), width)
+                w = None if weight is None else self._pixels(weight, chunk, [0] * len(chunk), width)
                 n = float(m.sum())
-                total += float(self.codec.rd_loss(latents, masks, t, m, lam=lam)) * n
+                total += float(self.codec.rd_loss(latents, masks, t, m, lam=lam, weight=w)) * n
                 pixels += n
             self.group_losses[lam] = total / pixels
         return torch.tensor(sum(self.group_losses.values()) / len(self.group_losses))

@@ -292,9 +292,17 @@ class LatentCodec(SpectrogramModel):
         """The decode ``(N, H, W)`` from the (rounded) latents."""
         return self.synthesize(self.coded_latents())
 
-    def loss(self, target: torch.Tensor, mask: torch.Tensor, *, grad_weight: float = 0.0) -> torch.Tensor:
-        """MSE (plus the optional gradient term) + λ · bits per real pixel."""
-        return self.rd_loss(self.coded_latents(), None, target, mask, grad_weight=grad_weight)
+    def loss(
+        self,
+        target: torch.Tensor,
+        mask: torch.Tensor,
+        *,
+        grad_weight: float = 0.0,
+        weight: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """MSE (each pixel times its ``weight``, if given; plus the optional gradient term) + λ · bits per
+        real pixel."""
+        return self.rd_loss(self.coded_latents(), None, target, mask, grad_weight=grad_weight, weight=weight)
 
     def rd_loss(
         self,
@@ -305,12 +313,14 @@ class LatentCodec(SpectrogramModel):
         *,
         grad_weight: float = 0.0,
         lam: float | None = None,
+        weight: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """:meth:`loss` of any coded grids ``(N, h_g, w_g)`` with their column ``masks`` (see
-        :meth:`latent_bits`) against ``target (N, H, W)`` and ``mask (N, 1, W)``, at ``lam`` (default:
-        the config's λ): the one formula of the latent codec's fit and of a decoder's training on crops."""
+        :meth:`latent_bits`) against ``target (N, H, W)`` and ``mask (N, 1, W)`` (pixels weighed by
+        ``weight (N, H, W)`` if given), at ``lam`` (default: the config's λ): the one formula of the latent
+        codec's fit and of a decoder's training on crops."""
         image = self.synthesize(latents, target.shape[-1])
-        mse = masked_loss(image, target, mask, grad_weight=grad_weight)
+        mse = masked_loss(image, target, mask, grad_weight=grad_weight, weight=weight)
         pixels = mask.sum() * self.height
         lam = self.config.lam if lam is None else lam
         return mse + lam * sum(b.sum() for b in self.latent_bits(latents, masks)) / pixels

@@ -237,22 +237,35 @@ class StackedLatents(SpectrogramModel):
         recon = self._synthesize(self.coded_latents())
         return recon.reshape(-1, self.height, self.width)[self.real]
 
-    def set_losses(self, target: torch.Tensor) -> torch.Tensor:
+    def set_losses(self, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
         """``MSE + λ · bits per pixel`` of every set, ``(B,)``; ``target`` is the real images
-        ``(N_1 + … + N_B, H, W)``."""
+        ``(N_1 + … + N_B, H, W)``, ``weight`` their pixels' weights in the MSE (same shape), if any."""
         latents = self.coded_latents()
-        full = target.new_zeros(self.sets * self.per_set, self.height, self.width)
-        full[self.real] = target
-        error = (self._synthesize(latents) - full.view(self.sets, self.per_set, self.height, -1)) ** 2
+        error = (self._synthesize(latents) - self._by_set(target)) ** 2
+        if weight is not None:
+            error = error * self._by_set(weight)
         pixels = self.pixel_mask.sum((1, 2, 3)) * self.height
         mse = (error * self.pixel_mask).sum((1, 2, 3)) / pixels
         return mse + self.lam * self._bits(latents) / pixels
 
-    def loss(self, target: torch.Tensor, mask: torch.Tensor, *, grad_weight: float = 0.0) -> torch.Tensor:
+    def _by_set(self, values: torch.Tensor) -> torch.Tensor:
+        """The real images' ``values (N_1 + … + N_B, H, W)`` as ``(B, n, H, W)``, zero in the padding."""
+        full = values.new_zeros(self.sets * self.per_set, self.height, self.width)
+        full[self.real] = values
+        return full.view(self.sets, self.per_set, self.height, -1)
+
+    def loss(
+        self,
+        target: torch.Tensor,
+        mask: torch.Tensor,
+        *,
+        grad_weight: float = 0.0,
+        weight: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """The sum of the sets' losses: each set's gradient is its own loss's (``mask`` is implied)."""
         if grad_weight:
-            raise ValueError("stacked latent codecs fit MSE + λ · rate only")
-        return self.set_losses(target).sum()
+            raise ValueError("stacked latent codecs fit a distortion + λ · rate only")
+        return self.set_losses(target, weight).sum()
 
     def unstack(self, models: list[LatentCodec]) -> None:
         """Copy each set's fitted weights and latents into its own model (the ones given at construction)."""

@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 
-from specnir.codec.decoders import SharedDecoder, shipped_decoder
-from specnir.codec.encode import Settings, compress_sets
+from specnir.codec.decoders import SharedDecoder
+from specnir.codec.encode import Settings, compress_sets, shipped_for
 from specnir.codec.networks import networks_for
 from specnir.codec.rate import RateTarget, compress_data_at_rate
 from specnir.corpus import CorpusSet
@@ -52,9 +52,9 @@ class BatchJob:
     def shipped(self) -> SharedDecoder | None:
         """The decoder specnir ships for the job's analysis and quality, where the mode shares networks:
         what sets are coded against when the batch fits no decoder of its own (as ``compress`` does)."""
-        if self.rate is not None or not self.settings.coding()[0].shares_decoder:
+        if self.rate is not None:
             return None  # (a rate target finds each set's at its λ)
-        return shipped_decoder(self.params.to_dict(), self.settings.quality)
+        return shipped_for(self.settings, self.params)
 
     def record(self) -> dict:
         """The settings a manifest line records; a re-run with others is refused."""

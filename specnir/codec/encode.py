@@ -133,10 +133,15 @@ def set_decoder(
 ) -> SharedDecoder | None:
     """The shared decoder ``data`` is coded against: ``decoder``, or for :data:`SHIPPED` the one specnir ships
     for its analysis and quality where the mode shares networks (None: the set's own networks)."""
-    if decoder != SHIPPED:
-        return decoder
-    coding = settings.coding()[0]
-    return shipped_decoder(data.params.to_dict(), settings.quality) if coding.shares_decoder else None
+    return shipped_for(settings, data.params) if decoder == SHIPPED else decoder
+
+
+def shipped_for(settings: Settings, params: SpecParams) -> SharedDecoder | None:
+    """The decoder specnir ships for the analysis ``params`` and the settings' quality, where their mode
+    shares networks (else None)."""
+    if not settings.coding()[0].shares_decoder:
+        return None
+    return shipped_decoder(params.to_dict(), settings.quality)
 
 
 def empty_size(data: ImageSet, settings: Settings, *, decoder: SharedDecoder | str | None = SHIPPED) -> int:

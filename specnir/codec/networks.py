@@ -149,9 +149,15 @@ class DecoderNetworks(Networks):
         x, reach = math.log(lam), math.log(REFERENCE_REACH)
         if len(known) < 2 or not known[0][0] - reach <= x <= known[-1][0] + reach:
             return None
-        k = min(max(sum(xq < x for xq, _ in known), 1), len(known) - 1)  # the pair around x, or the end pair
-        (x0, y0), (x1, y1) = known[k - 1], known[k]
-        return math.exp(y0 + (y1 - y0) * (x - x0) / (x1 - x0))
+        return math.exp(piecewise_linear(known, x))
+
+
+def piecewise_linear(points: list[tuple[float, float]], x: float) -> float:
+    """``y`` at ``x`` on the line through the two of ``points`` (at least two, sorted by ``x``) around it,
+    or through the end pair beyond them."""
+    k = min(max(sum(px < x for px, _ in points), 1), len(points) - 1)
+    (x0, y0), (x1, y1) = points[k - 1], points[k]
+    return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
 
 
 def networks_for(decoder: SharedDecoder | None) -> Networks:

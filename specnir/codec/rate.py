@@ -24,6 +24,7 @@ import time
 from specnir.codec.decoders import SharedDecoder
 from specnir.codec.encode import SHIPPED, Settings, compress_data, empty_size
 from specnir.codec.modes import MODES
+from specnir.codec.networks import piecewise_linear
 from specnir.codec.report import Compressed
 from specnir.data import ImageSet, load_image_set
 from specnir.errors import SpecnirError
@@ -61,14 +62,11 @@ class RateTarget:
         """The target in bytes for the clips of ``data``."""
         return self.size if self.size is not None else self.kbps * 1000 * seconds_of(data) / 8
 
-    def describe(self) -> str:
-        return f"{self.kbps:g} kbps" if self.kbps is not None else f"{self.size:,} bytes"
-
-    def described(self, wanted: float) -> str:
-        """The target with its bytes, for a message."""
-        return (
-            f"{self.kbps:g} kbps ({wanted:,.0f} bytes)" if self.kbps is not None else f"{self.size:,} bytes"
-        )
+    def describe(self, wanted: float | None = None) -> str:
+        """``8 kbps`` or ``900 bytes``; with ``wanted`` (its bytes): ``8 kbps (7,250 bytes)``."""
+        if self.kbps is None:
+            return f"{self.size:,} bytes"
+        return f"{self.kbps:g} kbps" + ("" if wanted is None else f" ({wanted:,.0f} bytes)")
 
 
 def seconds_of(data: ImageSet) -> float:
@@ -132,26 +130,20 @@ def compress_data_at_rate(
     if wanted * 8 / pixels >= FULL_GRID_BPP:
         families = families[1:]
     seconds = seconds_of(data)
+    kbps = wanted * 8 / seconds / 1000
     search = _Search(
         data, wanted, steps, distortion, dict(seed=seed, device=device, progress=progress, decoder=decoder)
     )
-    least = empty_size(
-        data,
-        search.settings(_first_guess(wanted * 8 / seconds / 1000, families[0]), families[0]),
-        decoder=decoder,
-    )
+    least = empty_size(data, search.settings(_first_guess(kbps, families[0]), families[0]), decoder=decoder)
     if wanted < least * (1 - TOLERANCE):
         raise SpecnirError(
-            f"{target.described(wanted)} is below what an empty file of these clips costs"
+            f"{target.describe(wanted)} is below what an empty file of these clips costs"
             f" ({least:,} bytes: header, names and zero latents)"
         )
     start = time.perf_counter()
-    for qualities in families:
-        if search.run(_first_guess(wanted * 8 / seconds / 1000, qualities), qualities):
+    for qualities in families:  # (the next family only where these networks spend too little)
+        if search.run(_first_guess(kbps, qualities), qualities) or search.most() >= wanted * (1 - TOLERANCE):
             break
-        if max(r.report["bytes"] for _, r in search.tried) < wanted * (1 - TOLERANCE):
-            continue  # these networks spend too little even at the smallest λ: the full-resolution grid's
-        break
     best = min(search.tried, key=lambda t: abs(t[1].report["bytes"] / wanted - 1))[1]
     best.report["rate_control"] = search.report(target, time.perf_counter() - start, best, seconds)
     if abs(best.report["bytes"] / wanted - 1) > TOLERANCE:
@@ -159,18 +151,20 @@ def compress_data_at_rate(
     return best
 
 
+@dataclasses.dataclass
 class _Search:
-    """The fits of one rate search (every family's), in order."""
+    """The fits of one rate search (every family's), in order: (λ, the file) each."""
 
-    def __init__(self, data: ImageSet, wanted: float, steps, distortion, options: dict) -> None:
-        self.data, self.wanted, self.steps, self.distortion, self.options = (
-            data,
-            wanted,
-            steps,
-            distortion,
-            options,
-        )
-        self.tried: list[tuple[float, Compressed]] = []
+    data: ImageSet
+    wanted: float
+    steps: int | None
+    distortion: str | None
+    options: dict  # compress_data's
+    tried: list[tuple[float, Compressed]] = dataclasses.field(default_factory=list)
+
+    def most(self) -> int:
+        """The largest file so far."""
+        return max(r.report["bytes"] for _, r in self.tried)
 
     def settings(self, lam: float, qualities: list[int]) -> Settings:
         """The latent mode at ``lam``, with the networks of the quality of ``qualities`` nearest it."""
@@ -213,10 +207,7 @@ def _full_grid(quality: int) -> bool:
 def _first_guess(kbps: float, qualities: list[int]) -> float:
     """λ for ``kbps`` from :data:`RATE_MODEL`, on log kbps against log λ (the end slopes beyond it)."""
     points = sorted((math.log(RATE_MODEL[q]), math.log(_lam(q))) for q in qualities)
-    x = math.log(kbps)
-    k = min(max(sum(px < x for px, _ in points), 1), len(points) - 1)
-    (x0, y0), (x1, y1) = points[k - 1], points[k]
-    return _clamp(math.exp(y0 + (y1 - y0) * (x - x0) / (x1 - x0)))
+    return _clamp(math.exp(piecewise_linear(points, math.log(kbps))))
 
 
 def _next_lam(tried: list[tuple[float, Compressed]], wanted: float, qualities: list[int]) -> float | None:
@@ -260,13 +251,13 @@ def _clamp(lam: float) -> float:
 def _missed(target: RateTarget, wanted: float, tried: list[tuple[float, Compressed]]) -> str:
     sizes = sorted(r.report["bytes"] for _, r in tried)
     if wanted < sizes[0] and any(lm == LAM_RANGE[1] for lm, _ in tried):
-        return f"{target.described(wanted)} is below the smallest file of these clips ({sizes[0]:,} bytes)"
+        return f"{target.describe(wanted)} is below the smallest file of these clips ({sizes[0]:,} bytes)"
     if wanted > sizes[-1]:
         return (
-            f"{target.described(wanted)} is above what the lossy mode spends on these clips (at most"
+            f"{target.describe(wanted)} is above what the lossy mode spends on these clips (at most"
             f" {sizes[-1]:,} bytes); --quality 7 or 8 codes them near-lossless"
         )
     return (
-        f"{target.described(wanted)} not reached within ±{TOLERANCE:.0%} in {len(tried)} fits"
+        f"{target.describe(wanted)} not reached within ±{TOLERANCE:.0%} in {len(tried)} fits"
         f" (sizes {', '.join(f'{s:,}' for s in sizes)}); give --lambda instead"
     )

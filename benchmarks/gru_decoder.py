@@ -9,7 +9,8 @@ GRU of ``gru_synthesis.py`` (a GRU shared by all rows running along time, column
 images together) at each ``--hidden`` — this trains a decoder as ``specnir train-decoder`` does
 (:class:`~specnir.models.crops.CropLatents`: the corpus's latents and the networks on random crops, one
 quality's λ, the same seed, steps and crops), then codes every ``--held`` set against it as ``compress``
-codes a set against the shipped decoder (fresh latents, the networks frozen, a quarter of the mode's steps)
+codes a set against the shipped decoder (fresh latents, the networks frozen, ``--code-steps``: by default
+the share of the mode's steps that ``compress`` takes, :data:`~specnir.codec.networks.SHIPPED_STEPS`)
 and reports the latents' rate (the entropy model's estimate, bits per pixel), the PSNR of the rounded 8-bit
 decode, and the synthesis's decode time on the first held set's shape (all syntheses measured first, in
 turns, median of 15 after 3 warm-up rounds, this machine's threads; ``--time-only``: that alone) with its
@@ -110,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--hidden", type=int, nargs="+", default=[8, 14], help="the GRU's hidden sizes")
     p.add_argument("--conv", type=int, nargs="+", default=[12, 24], help="the convolutions' channels")
+    p.add_argument("--code-steps", type=int, help="steps of each held set's latents (default: compress's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--time-only", action="store_true", help="only the syntheses' decode times")
     p.add_argument("-o", "--output", type=Path, default=ROOT / "out" / "bench" / "gru-decoder.json")
@@ -118,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     data, clips = training_images(args.corpus, params=params, limit=1 if args.time_only else args.clips)
     config = LatentConfig(**MODES["latent"].quality_config(args.quality))
     share = SHIPPED_STEPS["full" if config.first == 0 else "coarse"]
-    steps = max(round(MODES["latent"].fit_steps(args.quality) * share), 1)
+    steps = args.code_steps or max(round(MODES["latent"].fit_steps(args.quality) * share), 1)
     held = {path: eight_bit(load_image_set(clips_under(Path(path)), params=params)) for path in args.held}
     variants = [("conv", c) for c in args.conv] + [("gru", h) for h in args.hidden]
     first = next(iter(held.values()))

@@ -39,7 +39,7 @@ SATURATED = 0.05  # a slope of log bytes against log λ this flat: the networks 
 # 0.48 bpp and, extrapolated, ~30.4 dB at 0.32.
 FULL_GRID_BPP = 0.35
 # kbps of the default command at each quality's λ on audio/ (docs/rd.json): only the first guess.
-RATE_MODEL = {1: 2.86, 2: 3.44, 3: 4.01, 4: 4.53, 5: 8.87, 6: 10.91, 7: 12.90, 8: 15.0}
+RATE_MODEL = {1: 2.80, 2: 3.41, 3: 4.07, 4: 4.66, 5: 8.75, 6: 10.87, 7: 13.05, 8: 15.67}
 LAM_RANGE = (2e-5, 5e-2)  # the λs searched
 
 

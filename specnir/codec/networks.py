@@ -29,11 +29,12 @@ OWN_NETWORKS_ABOVE = 1.25
 # How far past its references' λs (a factor) a trained decoder's reference loss is extrapolated.
 REFERENCE_REACH = 4.0
 # The share of the mode's steps that a set's latents take against a decoder trained on many voices. On
-# audio/ against the shipped decoders: with grids at 1/2 to 1/8 of the image (qualities 1-4) a quarter
-# (375) gives quality 4 4,107 bytes at 31.03 dB, a half 4,223 bytes at 31.47 dB (about 4 % less rate at
-# equal PSNR, in 1.4 times the time) and three quarters 4,319 bytes at 31.65 dB (2.3 times the time); with
-# a full-resolution grid (qualities 5-8) half gives quality 6 9,880 bytes at 35.58 dB, all of them 9,856
-# bytes at 35.92 dB (on the held-out alsa clips a quarter 6,112 bytes at 34.65 dB, half 6,004 at 35.22).
+# audio/ against the shipped decoders, with grids at 1/2 to 1/8 of the image (qualities 1-4): a quarter
+# (375) gives quality 4 4,107 bytes at 31.03 dB; a half 4,223 bytes at 31.47 dB in 1.4 times the time
+# (along its curve 31.03 dB takes ~3,560 bytes, 13 % fewer); three quarters 4,319 bytes at 31.65 dB in 2.3
+# times. With a full-resolution grid (qualities 5-8): half gives quality 6 9,880 bytes at 35.58 dB, all of
+# them 9,856 bytes at 35.92 dB (on the held-out alsa clips a quarter 6,112 bytes at 34.65 dB, half 6,004 at
+# 35.22).
 SHIPPED_STEPS = {"coarse": 0.5, "full": 1.0}
 
 
